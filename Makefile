@@ -1,0 +1,55 @@
+# MiniRAG. The two commands: `make run` (the product, embedded) and `make test` (the whole suite).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format lock worker beat schema clean
+
+help:
+	@echo "make run     serve MiniRAG on http://127.0.0.1:$(PORT) (embedded: SQLite, local Qdrant, offline models)"
+	@echo "make test    run the whole test suite (real PostgreSQL and Redis)"
+	@echo "make worker  a Celery worker (needs REDIS_URL);  make beat: the scheduler"
+	@echo "make lint    ruff;  make lock: re-pin requirements;  make schema: print the OpenAPI schema"
+
+$(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+	@touch $@
+
+install: $(STAMP)
+
+run: install
+	@$(PY) scripts/init_env.py
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
+	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT)
+
+test: install
+	@scripts/ensure_services.sh
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: install
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+lock: install
+	@$(VENV)/bin/pip-compile -q --strip-extras --no-header --allow-unsafe requirements.in -o requirements.txt
+	@$(VENV)/bin/pip-compile -q --strip-extras --no-header --allow-unsafe requirements-dev.in -o requirements-dev.txt
+
+worker: install
+	@$(VENV)/bin/celery -A minirag worker --loglevel=INFO
+
+beat: install
+	@$(VENV)/bin/celery -A minirag beat --loglevel=INFO
+
+schema: install
+	@$(PY) manage.py spectacular --validate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

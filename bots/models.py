@@ -1,0 +1,88 @@
+"""Bot profiles: which models a bot uses, how it retrieves, and how it speaks."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from tenants.tenancy import TenantOwnedModel
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+DEFAULT_REFUSAL_MESSAGE = (
+    "I don't know: the documents I have don't cover that. Could you rephrase, or ask about something they do cover?"
+)
+
+
+def default_chat_model() -> str:
+    return settings.DEFAULT_CHAT_MODEL
+
+
+def default_embedding_model() -> str:
+    return settings.DEFAULT_EMBEDDING_MODEL
+
+
+class BotProfile(TenantOwnedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    model = models.CharField(max_length=200, default=default_chat_model)
+    embedding_model = models.CharField(max_length=200, default=default_embedding_model)
+    system_prompt = models.TextField(default=DEFAULT_SYSTEM_PROMPT)
+    temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_tokens = models.PositiveIntegerField(
+        default=1024, validators=[MinValueValidator(1), MaxValueValidator(128_000)]
+    )
+    # Retrieval and conversation settings (extensions of the v1 shape).
+    top_k = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(50)])
+    similarity_threshold = models.FloatField(
+        default=0.3,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Chunks scoring below this cosine similarity are never used as context.",
+    )
+    refusal_message = models.TextField(default=DEFAULT_REFUSAL_MESSAGE)
+    chunk_size = models.PositiveIntegerField(default=512, validators=[MinValueValidator(100), MaxValueValidator(8000)])
+    chunk_overlap = models.PositiveIntegerField(default=64, validators=[MinValueValidator(0), MaxValueValidator(4000)])
+    history_turns = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(0), MaxValueValidator(50)]
+    )
+    # Fernet ciphertext of a JSON object such as {"api_key": "..."}; empty when none is set.
+    credentials_ciphertext = models.TextField(blank=True, default="", editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(temperature__gte=0) & models.Q(temperature__lte=2),
+                name="bot_temperature_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_tokens__gte=1) & models.Q(max_tokens__lte=128_000),
+                name="bot_max_tokens_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(chunk_overlap__lt=models.F("chunk_size") / 2),
+                name="bot_chunk_overlap_below_half_size",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_ciphertext)
+
+    def clean(self) -> None:
+        super().clean()
+        if self.chunk_overlap is not None and self.chunk_size is not None:
+            if self.chunk_overlap * 2 >= self.chunk_size:
+                raise ValidationError({"chunk_overlap": "Must be less than half of chunk_size."})

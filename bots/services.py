@@ -1,0 +1,96 @@
+"""Writes for bot profiles. Provider credentials are encrypted before they reach the database
+and never leave it in clear except to the model gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from bots.models import BotProfile
+from minirag.crypto import decrypt_json, encrypt_json
+from minirag.errors import InvalidInputError, NotFoundError
+from tenants.models import Tenant
+
+# Fields a client may set; everything else (ids, tenant, ciphertext, timestamps) is the server's.
+EDITABLE_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "model",
+        "embedding_model",
+        "system_prompt",
+        "temperature",
+        "max_tokens",
+        "top_k",
+        "similarity_threshold",
+        "refusal_message",
+        "chunk_size",
+        "chunk_overlap",
+        "history_turns",
+        "is_active",
+    }
+)
+CREDENTIAL_KEYS = frozenset({"api_key"})
+UNSET: Any = object()
+
+
+def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
+    unknown = set(attributes) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInputError(f"Unknown bot profile fields: {', '.join(sorted(unknown))}.")
+    for field, value in attributes.items():
+        setattr(bot, field, value.strip() if field in ("name", "model", "embedding_model") else value)
+
+
+def _encrypt_credentials(credentials: dict[str, Any] | None) -> str:
+    """`None` or `{}` clears; otherwise only known keys with non-empty string values."""
+    if not credentials:
+        return ""
+    if not isinstance(credentials, dict):
+        raise InvalidInputError.for_field("credentials", 'Must be an object such as {"api_key": "..."}.')
+    unknown = set(credentials) - CREDENTIAL_KEYS
+    if unknown:
+        raise InvalidInputError.for_field(
+            "credentials",
+            f"Unknown keys: {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(CREDENTIAL_KEYS))}.",
+        )
+    for key, value in credentials.items():
+        if not isinstance(value, str) or not value.strip() or len(value) > 4096:
+            raise InvalidInputError.for_field("credentials", f"'{key}' must be a non-empty string.")
+    return encrypt_json({key: value.strip() for key, value in credentials.items()})
+
+
+def bot_profile_credentials(bot: BotProfile) -> dict[str, str]:
+    """The decrypted credentials, for the model gateway only. Empty when none are set."""
+    return decrypt_json(bot.credentials_ciphertext) if bot.credentials_ciphertext else {}
+
+
+@transaction.atomic
+def bot_profile_create(*, tenant: Tenant, credentials: dict[str, Any] | None = None, **attributes: Any) -> BotProfile:
+    bot = BotProfile(tenant=tenant)
+    _apply(bot, attributes)
+    bot.credentials_ciphertext = _encrypt_credentials(credentials)
+    bot.full_clean()
+    bot.save()
+    return bot
+
+
+@transaction.atomic
+def bot_profile_update(
+    *, tenant: Tenant, bot: BotProfile, credentials: dict[str, Any] | None = UNSET, **attributes: Any
+) -> BotProfile:
+    """Partial update. `credentials=None` or `{}` clears them; leaving it out keeps them."""
+    if bot.tenant_id != tenant.pk:
+        raise NotFoundError("Bot profile not found.")
+    _apply(bot, attributes)
+    if credentials is not UNSET:
+        bot.credentials_ciphertext = _encrypt_credentials(credentials)
+    bot.full_clean()
+    bot.save()
+    return bot
+
+
+@transaction.atomic
+def bot_profile_deactivate(*, tenant: Tenant, bot: BotProfile) -> BotProfile:
+    return bot_profile_update(tenant=tenant, bot=bot, is_active=False)

@@ -1,0 +1,57 @@
+"""HTTP API for bot profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from bots import selectors, services
+from bots.models import BotProfile
+from bots.serializers import BotProfileCreateInputSerializer, BotProfileSerializer, BotProfileUpdateInputSerializer
+from minirag.openapi import ERROR_RESPONSES
+from tenants.api import TenantViewSet
+from tenants.views import validated
+
+
+class BotProfileViewSet(TenantViewSet):
+    """Bot profiles: any role reads; owners and admins create, change and deactivate."""
+
+    serializer_class = BotProfileSerializer
+    queryset = BotProfile.objects.all()  # for the schema's model; requests use get_queryset()
+
+    def get_queryset(self) -> Any:
+        return selectors.bot_profile_list(tenant=self.tenant)
+
+    def get_object(self) -> Any:
+        return selectors.bot_profile_get(tenant=self.tenant, bot_profile_id=self.kwargs["pk"])
+
+    @extend_schema(responses={200: BotProfileSerializer(many=True), **ERROR_RESPONSES})
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(BotProfileSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: BotProfileSerializer, **ERROR_RESPONSES})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(BotProfileSerializer(self.get_object()).data)
+
+    @extend_schema(request=BotProfileCreateInputSerializer, responses={201: BotProfileSerializer, **ERROR_RESPONSES})
+    def create(self, request: Request) -> Response:
+        data = validated(BotProfileCreateInputSerializer, request.data)
+        bot = services.bot_profile_create(tenant=self.tenant, **data)
+        return Response(BotProfileSerializer(bot).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=BotProfileUpdateInputSerializer, responses={200: BotProfileSerializer, **ERROR_RESPONSES})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        bot = self.get_object()
+        data = validated(BotProfileUpdateInputSerializer, request.data)
+        bot = services.bot_profile_update(tenant=self.tenant, bot=bot, **data)
+        return Response(BotProfileSerializer(bot).data)
+
+    @extend_schema(responses={204: OpenApiResponse(description="Deactivated."), **ERROR_RESPONSES})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.bot_profile_deactivate(tenant=self.tenant, bot=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Models of the `chat` app (tenant-owned; they inherit tenants.tenancy.TenantOwnedModel)."""

@@ -1,0 +1,3 @@
+"""Routes of the `chat` app, mounted under /v1."""
+
+urlpatterns: list = []

@@ -1,0 +1,156 @@
+"""`seed_demo`: the demo tenant, owner, bot and token that `make run` starts with.
+
+Idempotent: a second run changes nothing and prints the same credentials. Generated passwords
+and the demo API token are kept in `<MINIRAG_DATA_DIR>/demo-credentials.json` (mode 0600), the
+only place a raw token is ever written, and only for this local demo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from bots.models import BotProfile
+from bots.services import bot_profile_create
+from tenants.models import ApiToken, Role, Tenant, User
+from tenants.services import api_token_create, tenant_bootstrap
+from tenants.tenancy import tenant_scope, tenant_scope_disabled
+from tenants.tokens import hash_api_token
+
+DEMO_SLUG = "demo"
+DEMO_OWNER_EMAIL = "owner@demo.minirag.local"
+OPERATOR_EMAIL = "admin@minirag.local"
+DEMO_BOT_NAME = "Demo assistant"
+DEMO_TOKEN_NAME = "make run demo token"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create (once) the demo tenant with an owner, a bot and an API token, plus a platform operator "
+        "for /dashboard/, then print URLs, logins and a curl to try."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="Where the server will listen (for the printout)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        credentials_path = Path(settings.DATA_DIR) / "demo-credentials.json"
+        stored = _read_credentials(credentials_path)
+        with transaction.atomic():
+            operator_password = _ensure_operator(stored)
+            tenant, owner_password, raw_token = _ensure_demo_tenant(stored)
+            with tenant_scope(tenant):
+                bot = _ensure_demo_bot(tenant)
+        stored.update(
+            {"operator_password": operator_password, "owner_password": owner_password, "api_token": raw_token}
+        )
+        _write_credentials(credentials_path, stored)
+        self._print_summary(options["base_url"].rstrip("/"), tenant, bot, stored)
+
+    def _print_summary(self, base: str, tenant: Tenant, bot: BotProfile, stored: dict[str, str]) -> None:
+        mode = "embedded (SQLite, local Qdrant, in-process tasks)" if not settings.REDIS_URL else "production services"
+        line = "─" * 72
+        self.stdout.write(line)
+        self.stdout.write(self.style.SUCCESS(f"MiniRAG demo is ready — {mode}"))
+        self.stdout.write(f"  API:           {base}/v1/")
+        self.stdout.write(f"  API docs:      {base}/v1/docs")
+        self.stdout.write(f"  Health:        {base}/v1/system/health")
+        self.stdout.write(
+            f"  Dashboard:     {base}/dashboard/   login {OPERATOR_EMAIL} / {stored['operator_password']}"
+        )
+        self.stdout.write(f"  Demo owner:    {DEMO_OWNER_EMAIL} / {stored['owner_password']} (tenant '{tenant.slug}')")
+        self.stdout.write(f"  Demo bot:      {bot.name} ({bot.pk}), model {bot.model}")
+        self.stdout.write(f"  API token:     {stored['api_token']}")
+        self.stdout.write("  Try:")
+        self.stdout.write(f"    curl -s {base}/v1/bot-profiles -H 'Authorization: Bearer {stored['api_token']}'")
+        self.stdout.write(f"  (credentials kept in {Path(settings.DATA_DIR) / 'demo-credentials.json'})")
+        self.stdout.write(line)
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_credentials(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(values, handle, indent=2)
+
+
+def _new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _ensure_operator(stored: dict[str, str]) -> str:
+    with tenant_scope_disabled("seed_demo: the platform operator belongs to no tenant"):
+        operator = User.objects.filter(email=OPERATOR_EMAIL, tenant__isnull=True).first()
+        password = stored.get("operator_password")
+        if operator is None:
+            password = password or _new_password()
+            User.objects.create_superuser(OPERATOR_EMAIL, password, display_name="Platform operator")
+        elif not password or not operator.check_password(password):
+            password = _new_password()  # the stored copy is gone or stale: reset, it is a demo account
+            operator.set_password(password)
+            operator.save(update_fields=["password"])
+        return password
+
+
+def _ensure_demo_tenant(stored: dict[str, str]) -> tuple[Tenant, str, str]:
+    tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+    if tenant is None:
+        password = stored.get("owner_password") or _new_password()
+        result = tenant_bootstrap(
+            name="Demo Company",
+            slug=DEMO_SLUG,
+            owner_email=DEMO_OWNER_EMAIL,
+            owner_password=password,
+            owner_display_name="Demo Owner",
+        )
+        with tenant_scope(result.tenant):
+            result.api_token.name = DEMO_TOKEN_NAME
+            result.api_token.save(update_fields=["name"])
+        return result.tenant, password, result.raw_token
+
+    with tenant_scope(tenant):
+        owner = User.objects.get(tenant=tenant, email=DEMO_OWNER_EMAIL)
+        password = stored.get("owner_password")
+        if not password or not owner.check_password(password):
+            password = _new_password()
+            owner.set_password(password)
+            owner.save(update_fields=["password"])
+        raw_token = stored.get("api_token", "")
+        usable = ApiToken.objects.filter(
+            tenant=tenant, token_hash=hash_api_token(raw_token), is_active=True, expires_at__isnull=True
+        ).exists()
+        if not usable:
+            _token, raw_token = api_token_create(tenant=tenant, user=owner, name=DEMO_TOKEN_NAME)
+        if owner.role != Role.OWNER or not owner.is_active:
+            owner.role, owner.is_active = Role.OWNER, True
+            owner.save(update_fields=["role", "is_active"])
+    return tenant, password, raw_token
+
+
+def _ensure_demo_bot(tenant: Tenant) -> BotProfile:
+    bot = BotProfile.objects.filter(tenant=tenant, name=DEMO_BOT_NAME).order_by("created_at").first()
+    if bot is not None:
+        return bot
+    return bot_profile_create(
+        tenant=tenant,
+        name=DEMO_BOT_NAME,
+        description="Answers questions about MiniRAG from its own documentation.",
+        system_prompt=("You are the MiniRAG demo assistant. Answer from the provided documentation only and cite it."),
+        temperature=0.2,
+    )

@@ -1,0 +1,298 @@
+"""MiniRAG settings.
+
+Everything is chosen by environment variables (documented one by one in `.env.example`).
+Two shapes come out of the same file:
+
+* **embedded** (the `make run` default): SQLite and local-mode Qdrant under `MINIRAG_DATA_DIR`,
+  tasks run in-process, an in-memory cache, offline models;
+* **production**: `DATABASE_URL` (PostgreSQL), `REDIS_URL` (cache, Celery broker), `QDRANT_URL`.
+
+Secrets have no defaults: a process that is missing one refuses to start with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A developer's `.env` (written by `make run` on first start) fills in what the process
+# environment does not set; real environment variables always win.
+if os.environ.get("MINIRAG_READ_DOTENV", "true").lower() in ("1", "true", "yes"):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------
+
+DEBUG: bool = env.bool("MINIRAG_DEBUG", default=False)
+SECRET_KEY: str = env.str("MINIRAG_SECRET_KEY")
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("MINIRAG_SECRET_KEY must be at least 32 characters long.")
+
+DATA_DIR = Path(env.str("MINIRAG_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+ALLOWED_HOSTS: list[str] = env.list("MINIRAG_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("MINIRAG_CSRF_TRUSTED_ORIGINS", default=[])
+
+BEHIND_TLS_PROXY: bool = env.bool("MINIRAG_BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    # The proxy terminates TLS and says so in X-Forwarded-Proto; cookies never travel in clear.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("MINIRAG_HSTS_SECONDS", default=0)
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+INSTALLED_APPS = [
+    # `tenants` comes before django.contrib.auth so that its createsuperuser/changepassword
+    # (which run with the tenant scope explicitly disabled) replace Django's.
+    "tenants",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "servestatic.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "minirag",
+    "bots",
+    "sources",
+    "chat",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "tenants.middleware.DashboardTenantScopeMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "minirag.urls"
+ASGI_APPLICATION = "minirag.asgi.application"
+WSGI_APPLICATION = "minirag.wsgi.application"
+# Contract paths have no trailing slash; never answer an API call with a redirect.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'minirag.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # WAL lets readers proceed while a writer commits; IMMEDIATE takes the write lock up front
+    # so concurrent writers queue (up to the timeout) instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("MINIRAG_DB_CONN_MAX_AGE", default=0)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, queue -----------------------------------------------------------------------------
+
+REDIS_URL: str = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("MINIRAG_CACHE_PREFIX", default="minirag"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
+# Without a broker (the embedded default) tasks run in-process, in a background thread.
+TASKS_IN_PROCESS: bool = (
+    env.bool("MINIRAG_TASKS_IN_PROCESS") if env.str("MINIRAG_TASKS_IN_PROCESS", default="") else not CELERY_BROKER_URL
+)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged only once it finished, so a worker that dies mid-task hands it back.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# --- Vectors ----------------------------------------------------------------------------------
+
+QDRANT_URL: str = env.str("QDRANT_URL", default="")
+QDRANT_API_KEY: str = env.str("QDRANT_API_KEY", default="")
+# Local mode (no server): a directory, or ":memory:" (tests).
+QDRANT_PATH: str = env.str("QDRANT_PATH", default="") or str(DATA_DIR / "qdrant")
+
+# --- Auth -------------------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "tenants.User"
+AUTHENTICATION_BACKENDS = ["tenants.backends.TenantEmailBackend"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+# Email is unique per tenant, not globally; TenantEmailBackend resolves the tenant.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+
+JWT_SECRET: str = env.str("MINIRAG_JWT_SECRET", default="")
+if len(JWT_SECRET.strip()) < 32:
+    raise ImproperlyConfigured(
+        "MINIRAG_JWT_SECRET must be set to a random string of at least 32 characters "
+        "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+    )
+JWT_TTL_SECONDS: int = env.int("MINIRAG_JWT_TTL_SECONDS", default=8 * 3600)
+
+# Fernet keys for secrets at rest, newest first; older keys stay readable until `rotate_keys`.
+ENCRYPTION_KEYS: list[str] = env.list("MINIRAG_ENCRYPTION_KEYS", default=[])
+if not ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "MINIRAG_ENCRYPTION_KEYS must hold at least one Fernet key "
+        "(e.g. `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)."
+    )
+
+ALLOW_SIGNUP: bool = env.bool("MINIRAG_ALLOW_SIGNUP", default=True)
+# How often a token's last_used_at may be written: a read-mostly auth path, not a write per request.
+TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
+
+# --- API --------------------------------------------------------------------------------------
+
+MAX_JSON_BODY_BYTES: int = env.int("MINIRAG_MAX_JSON_BODY_BYTES", default=5 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_JSON_BODY_BYTES
+THROTTLE_RATES: dict[str, str] = {
+    "signup": env.str("MINIRAG_SIGNUP_RATE", default="10/hour"),
+    "login": env.str("MINIRAG_LOGIN_RATE", default="20/minute"),
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.BearerAuthentication",
+        "tenants.authentication.TenantSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.TenantRolePermission"],
+    "DEFAULT_PARSER_CLASSES": [
+        "minirag.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "minirag.error_handlers.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "minirag.pagination.ArrayLimitOffsetPagination",
+    "NUM_PROXIES": env.int("MINIRAG_NUM_PROXIES", default=0),
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MiniRAG API",
+    "DESCRIPTION": (
+        "Multi-tenant, retrieval-grounded chat backend. Authenticate with "
+        "`Authorization: Bearer <token>`: an API token (`nrag_live_...`) or a JWT from "
+        "`POST /v1/auth/login`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStatusEnum": ["ok", "degraded"],
+        "ComponentStatusEnum": ["ok", "error"],
+    },
+}
+
+# --- Models -----------------------------------------------------------------------------------
+
+_HAS_OPENAI_KEY = bool(os.environ.get("OPENAI_API_KEY"))
+# With no provider key the product still works end to end on the offline models.
+DEFAULT_CHAT_MODEL: str = env.str(
+    "MINIRAG_DEFAULT_CHAT_MODEL", default="gpt-4o-mini" if _HAS_OPENAI_KEY else "local/extractive"
+)
+DEFAULT_EMBEDDING_MODEL: str = env.str(
+    "MINIRAG_DEFAULT_EMBEDDING_MODEL",
+    default="text-embedding-3-small" if _HAS_OPENAI_KEY else "local/minilm",
+)
+# LiteLLM otherwise downloads its price list at import time.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+# --- i18n, static -----------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("MINIRAG_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# Embedded mode serves straight from the app directories (no collectstatic step);
+# the production image runs collectstatic and turns this off.
+SERVESTATIC_USE_FINDERS: bool = env.bool("MINIRAG_STATIC_USE_FINDERS", default=True)
+SERVESTATIC_AUTOREFRESH = DEBUG
+
+# --- Logging ----------------------------------------------------------------------------------
+
+LOG_LEVEL: str = env.str("MINIRAG_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "LiteLLM": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,39 @@
+"""Settings for the test suite: real PostgreSQL and Redis, in-memory Qdrant, offline models.
+
+The test database and Redis default to the local services `make test` makes sure are running;
+`MINIRAG_TEST_DATABASE_URL` / `MINIRAG_TEST_REDIS_URL` point them elsewhere.
+A developer's `.env` is never read here, so tests see the same configuration everywhere.
+"""
+
+import os
+
+os.environ["MINIRAG_READ_DOTENV"] = "false"
+_TEST_ENV = {
+    "MINIRAG_SECRET_KEY": "test-secret-key-that-is-long-enough-for-django-0123456789",
+    "MINIRAG_JWT_SECRET": "test-jwt-secret-that-is-long-enough-0123456789",
+    # Two keys, as after a rotation: the first encrypts, both decrypt.
+    "MINIRAG_ENCRYPTION_KEYS": (
+        "4n9x8ow5-7S2uqk5Tp-4KJd1Ff8Ru2qs7Vwz6Zz1QbQ=,qs6dx5fWQ3NhtyKHOc3p7l8n-0Gnbc3yQ7N8f2j3Tg0="
+    ),
+    "DATABASE_URL": os.environ.get("MINIRAG_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/minirag"),
+    "REDIS_URL": os.environ.get("MINIRAG_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
+    "QDRANT_URL": "",
+    "QDRANT_PATH": ":memory:",
+    "MINIRAG_TASKS_IN_PROCESS": "true",
+    "MINIRAG_DEFAULT_CHAT_MODEL": "local/extractive",
+    "MINIRAG_DEFAULT_EMBEDDING_MODEL": "local/minilm",
+    # Throttle tests lower these with override_settings; the rest of the suite must not trip them.
+    "MINIRAG_SIGNUP_RATE": "10000/minute",
+    "MINIRAG_LOGIN_RATE": "10000/minute",
+    "MINIRAG_CACHE_PREFIX": f"minirag-test-{os.getpid()}",
+    "MINIRAG_LOG_LEVEL": "WARNING",
+}
+os.environ.update(_TEST_ENV)
+os.environ.pop("OPENAI_API_KEY", None)
+
+from minirag.settings import *  # noqa: E402,F403
+
+# Argon2 at its production cost would dominate the suite's runtime; MD5 is fine for fixtures.
+# (The production hasher list and its order are asserted separately.)
+PRODUCTION_PASSWORD_HASHERS = PASSWORD_HASHERS  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCTION_PASSWORD_HASHERS]

@@ -1,0 +1,31 @@
+"""URL map: `/health`, the `/v1` API (+ schema and docs), the `/dashboard/` admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from minirag import views
+
+api_v1 = [
+    path("system/health", views.SystemHealthView.as_view(), name="system-health"),
+    path("system/health/detailed", views.DetailedHealthView.as_view(), name="system-health-detailed"),
+    path("", include("tenants.urls")),
+    path("", include("bots.urls")),
+    path("", include("sources.urls")),
+    path("", include("chat.urls")),
+    path("", include("webhooks.urls")),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("health", views.liveness, name="health"),
+    path("v1/", include(api_v1)),
+    path("dashboard/", admin.site.urls),
+    path("", RedirectView.as_view(url="/v1/docs", permanent=False)),
+]
+
+handler400 = "minirag.error_handlers.bad_request"
+handler404 = "minirag.error_handlers.page_not_found"
+handler500 = "minirag.error_handlers.server_error"

@@ -1,0 +1,1 @@
+"""Models of the `sources` app (tenant-owned; they inherit tenants.tenancy.TenantOwnedModel)."""

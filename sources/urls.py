@@ -1,0 +1,3 @@
+"""Routes of the `sources` app, mounted under /v1."""
+
+urlpatterns: list = []

@@ -1,0 +1,172 @@
+"""Tenants, their users, and API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from tenants.tenancy import TenantOwnedModel, TenantScopedManager
+
+SLUG_PATTERN = r"^[a-z0-9-]+$"
+
+
+class Tenant(models.Model):
+    """A customer of the service. The root of every tenant-owned row; not itself scoped."""
+
+    class Plan(models.TextChoices):
+        FREE = "free", "Free"
+        PRO = "pro", "Pro"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[RegexValidator(SLUG_PATTERN, "Use lowercase letters, digits and hyphens only.")],
+    )
+    is_active = models.BooleanField(default=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+
+class Role(models.TextChoices):
+    """Tenant roles, weakest first. Compare with ``role_at_least``."""
+
+    MEMBER = "member", "Member"
+    ADMIN = "admin", "Admin"
+    OWNER = "owner", "Owner"
+
+
+_ROLE_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+
+def role_at_least(role: str | None, minimum: str) -> bool:
+    return role is not None and _ROLE_RANK[Role(role)] >= _ROLE_RANK[Role(minimum)]
+
+
+class UserManager(TenantScopedManager, BaseUserManager):
+    """Scoped like every tenant-owned manager, plus Django's user-creation helpers."""
+
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        user = self.model(email=normalize_email(email), **fields)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        """Natural keys identify platform operators only: tenant users' emails are unique per
+        tenant, not globally."""
+        return self.get(email=normalize_email(username or ""), tenant__isnull=True)
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
+        """A platform operator: no tenant, sees every tenant in the dashboard."""
+        fields.update(is_staff=True, is_superuser=True, tenant=None, role=Role.OWNER)
+        return self.create_user(email, password, **fields)
+
+
+def normalize_email(email: str) -> str:
+    """Emails compare case-insensitively; store them lowercased and trimmed."""
+    return (email or "").strip().lower()
+
+
+class User(TenantOwnedModel, AbstractBaseUser, PermissionsMixin):
+    """A person who logs in. Belongs to exactly one tenant; platform operators have none."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="users")
+    email = models.EmailField(max_length=254)
+    display_name = models.CharField(max_length=200, blank=True, default="")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May log in to the dashboard.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+    all_tenants = BaseUserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint("tenant", Lower("email"), name="user_email_unique_per_tenant"),
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(tenant__isnull=True),
+                name="operator_email_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tenant__isnull=False) | models.Q(is_superuser=True),
+                name="user_has_tenant_unless_operator",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        self.email = normalize_email(self.email)
+        super().clean()
+
+    @property
+    def is_platform_operator(self) -> bool:
+        return self.tenant_id is None and self.is_superuser
+
+
+class ApiToken(TenantOwnedModel):
+    """A bearer credential. Only its SHA-256 is stored; the raw value is shown once.
+
+    A *tenant token* acts with its creator's current role. A *bot token* (``bot_profile`` set) is
+    the widget's credential: it may only chat with that one bot, from ``allowed_origins``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=200)
+    token_prefix = models.CharField(max_length=32)
+    token_hash = models.CharField(max_length=64, unique=True)
+    bot_profile = models.ForeignKey(
+        "bots.BotProfile", on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
+    allowed_origins = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_prefix}…)"
+
+    @property
+    def is_bot_token(self) -> bool:
+        return self.bot_profile_id is not None
+
+    def is_expired(self, now: Any = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())

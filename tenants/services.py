@@ -1,0 +1,312 @@
+"""Writes for tenants, users and API tokens. Every function takes the tenant explicitly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from minirag.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError
+from tenants.backends import find_login_candidates, users_with_password
+from tenants.models import ApiToken, Role, Tenant, User, normalize_email, role_at_least
+from tenants.tenancy import tenant_scope
+from tenants.tokens import generate_api_token, issue_jwt
+
+if TYPE_CHECKING:
+    from bots.models import BotProfile
+
+UNSET: Any = object()
+MAX_ALLOWED_ORIGINS = 50
+
+
+@dataclass(frozen=True)
+class TenantBootstrap:
+    tenant: Tenant
+    owner: User
+    api_token: ApiToken
+    raw_token: str
+
+
+@transaction.atomic
+def tenant_bootstrap(
+    *, name: str, slug: str, owner_email: str, owner_password: str, owner_display_name: str = ""
+) -> TenantBootstrap:
+    """Create a tenant, its first owner, and the owner's first API token (shown once)."""
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ConflictError(f"A tenant with slug '{slug}' already exists.")
+    tenant = Tenant(name=name.strip(), slug=slug)
+    tenant.full_clean()
+    try:
+        with transaction.atomic():
+            tenant.save()
+    except IntegrityError:  # lost a race for the same slug
+        raise ConflictError(f"A tenant with slug '{slug}' already exists.") from None
+    with tenant_scope(tenant):
+        owner = user_create(
+            tenant=tenant,
+            actor=None,
+            email=owner_email,
+            password=owner_password,
+            display_name=owner_display_name,
+            role=Role.OWNER,
+        )
+        token, raw = api_token_create(tenant=tenant, user=owner, name="Bootstrap token")
+    return TenantBootstrap(tenant=tenant, owner=owner, api_token=token, raw_token=raw)
+
+
+# --- Users ------------------------------------------------------------------------------------
+
+
+def validate_new_password(password: str, user: User | None = None) -> None:
+    if not 8 <= len(password) <= 128:
+        raise InvalidInputError.for_field("password", "Must be between 8 and 128 characters.")
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise InvalidInputError(f"password: {' '.join(exc.messages)}", errors={"password": exc.messages}) from None
+
+
+def _email_taken(tenant: Tenant, email: str, exclude: User | None = None) -> bool:
+    users = User.objects.filter(tenant=tenant, email=email)
+    if exclude is not None:
+        users = users.exclude(pk=exclude.pk)
+    return users.exists()
+
+
+@transaction.atomic
+def user_create(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    email: str,
+    password: str,
+    display_name: str = "",
+    role: str = Role.MEMBER,
+    is_staff: bool = False,
+) -> User:
+    """`actor` None means the system itself (bootstrap, seed, management commands)."""
+    if actor is not None:
+        if not role_at_least(actor.role, Role.ADMIN):
+            raise ForbiddenError("Only owners and admins can add users.")
+        if role == Role.OWNER and actor.role != Role.OWNER:
+            raise ForbiddenError("Only an owner can grant the owner role.")
+    email = normalize_email(email)
+    if _email_taken(tenant, email):
+        raise ConflictError("A user with this email already exists in this tenant.")
+    user = User(tenant=tenant, email=email, display_name=display_name.strip(), role=role, is_staff=is_staff)
+    validate_new_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ConflictError("A user with this email already exists in this tenant.") from None
+    return user
+
+
+def _lock_active_owners(tenant: Tenant) -> list[User]:
+    """Lock the tenant's active owners so two concurrent demotions cannot both pass the
+    last-owner check."""
+    return list(User.objects.select_for_update().filter(tenant=tenant, role=Role.OWNER, is_active=True))
+
+
+def _guard_last_owner(tenant: Tenant, user: User, *, loses_owner: bool) -> None:
+    if not loses_owner:
+        return
+    other_owners = [owner for owner in _lock_active_owners(tenant) if owner.pk != user.pk]
+    if not other_owners:
+        raise ConflictError("This is the last active owner of the tenant; make another user owner first.")
+
+
+@transaction.atomic
+def user_update(
+    *,
+    tenant: Tenant,
+    actor: User,
+    user: User,
+    email: str = UNSET,
+    password: str = UNSET,
+    display_name: str = UNSET,
+    role: str = UNSET,
+    is_active: bool = UNSET,
+) -> User:
+    """Owners and admins change users; anyone may change their own email, password and name.
+    Only an owner may touch an owner or grant the owner role; the last active owner stays."""
+    if user.tenant_id != tenant.pk:
+        raise NotFoundError("User not found.")
+    is_self = actor.pk == user.pk
+    privileged = role_at_least(actor.role, Role.ADMIN)
+    if not privileged and not is_self:
+        raise ForbiddenError("Only owners and admins can change other users.")
+    if not privileged and (role is not UNSET or is_active is not UNSET):
+        raise ForbiddenError("Only owners and admins can change roles or deactivate users.")
+    if user.role == Role.OWNER and actor.role != Role.OWNER:
+        raise ForbiddenError("Only an owner can change an owner.")
+    if role is not UNSET and role == Role.OWNER and actor.role != Role.OWNER:
+        raise ForbiddenError("Only an owner can grant the owner role.")
+
+    if user.role == Role.OWNER and user.is_active:
+        loses_owner = (role is not UNSET and role != Role.OWNER) or (is_active is not UNSET and not is_active)
+        _guard_last_owner(tenant, user, loses_owner=loses_owner)
+
+    if email is not UNSET:
+        email = normalize_email(email)
+        if email != user.email and _email_taken(tenant, email, exclude=user):
+            raise ConflictError("A user with this email already exists in this tenant.")
+        user.email = email
+    if display_name is not UNSET:
+        user.display_name = display_name.strip()
+    if role is not UNSET:
+        user.role = role
+    if password is not UNSET:
+        validate_new_password(password, user)
+        user.set_password(password)
+    deactivating = is_active is not UNSET and user.is_active and not is_active
+    if is_active is not UNSET:
+        user.is_active = is_active
+    user.full_clean(exclude=["password"])
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ConflictError("A user with this email already exists in this tenant.") from None
+    if deactivating:
+        _revoke_tenant_tokens_of(tenant, user)
+    return user
+
+
+@transaction.atomic
+def user_deactivate(*, tenant: Tenant, actor: User, user: User) -> User:
+    if not user.is_active:
+        return user
+    return user_update(tenant=tenant, actor=actor, user=user, is_active=False)
+
+
+def _revoke_tenant_tokens_of(tenant: Tenant, user: User) -> None:
+    """A deactivated user's own tokens die with the account (and do not come back if it is
+    reactivated). Bot tokens they created belong to the site's widget and stay."""
+    ApiToken.objects.filter(tenant=tenant, user=user, bot_profile__isnull=True, is_active=True).update(
+        is_active=False, revoked_at=timezone.now()
+    )
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def normalize_origin(origin: str) -> str:
+    """`https://Example.com:443/` → `https://example.com`; anything but a bare origin is refused."""
+    value = origin.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInputError.for_field("allowed_origins", f"'{origin}' is not an http(s) origin.")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidInputError.for_field(
+            "allowed_origins", f"'{origin}' must be an origin only (scheme://host[:port]), without a path."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidInputError.for_field("allowed_origins", f"'{origin}' has an invalid port.") from None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    tenant: Tenant,
+    user: User,
+    name: str,
+    bot_profile: BotProfile | None = None,
+    allowed_origins: list[str] | tuple[str, ...] = (),
+    expires_at: dt.datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for `user` (its creator). Returns the row and the raw token, which is not
+    stored anywhere and cannot be shown again."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInputError.for_field("expires_at", "Must be in the future.")
+    if len(allowed_origins) > MAX_ALLOWED_ORIGINS:
+        raise InvalidInputError.for_field("allowed_origins", f"At most {MAX_ALLOWED_ORIGINS} origins.")
+    origins = sorted({normalize_origin(origin) for origin in allowed_origins})
+    if origins and bot_profile is None:
+        raise InvalidInputError.for_field(
+            "allowed_origins", "Only bot tokens (with bot_profile_id) are limited to origins."
+        )
+    if bot_profile is not None and not role_at_least(user.role, Role.ADMIN):
+        raise ForbiddenError("Only owners and admins can create bot tokens.")
+    if bot_profile is not None and not bot_profile.is_active:
+        raise InvalidInputError.for_field("bot_profile_id", "Bot profile is inactive.")
+    new = generate_api_token()
+    token = ApiToken(
+        tenant=tenant,
+        user=user,
+        name=name.strip(),
+        token_prefix=new.prefix,
+        token_hash=new.hash,
+        bot_profile=bot_profile,
+        allowed_origins=origins,
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    return token, new.raw
+
+
+@transaction.atomic
+def api_token_revoke(*, tenant: Tenant, token: ApiToken) -> ApiToken:
+    """Idempotent: revoking a revoked token changes nothing."""
+    if token.tenant_id != tenant.pk:
+        raise NotFoundError("API token not found.")
+    if token.is_active:
+        token.is_active = False
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["is_active", "revoked_at"])
+    return token
+
+
+# --- Login ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Login:
+    user: User
+    tenant: Tenant
+    access_token: str
+    expires_in: int
+
+
+def auth_login(*, email: str, password: str, tenant_slug: str | None = None) -> Login:
+    """Exchange email + password for a JWT. An email registered in several tenants needs
+    `tenant_slug` only when the password matches more than one of those accounts, so the answer
+    never reveals which tenants an email belongs to."""
+    matches = users_with_password(find_login_candidates(email, tenant_slug, operators=False), password)
+    if not matches:
+        raise UnauthorizedError("Invalid email or password.")
+    if len(matches) > 1:
+        raise InvalidInputError.for_field(
+            "tenant_slug", "This email has accounts in several tenants; give tenant_slug to choose one."
+        )
+    user = matches[0]
+    tenant = user.tenant
+    assert tenant is not None  # operators were excluded from the candidates
+    if not tenant.is_active:
+        raise ForbiddenError("This tenant is disabled.")
+    if not user.is_active:
+        raise ForbiddenError("This user is disabled.")
+    with tenant_scope(tenant):
+        user.last_login = timezone.now()
+        user.save(update_fields=["last_login"])
+    access_token, expires_in = issue_jwt(
+        user_id=user.pk, tenant_id=tenant.pk, role=user.role, password_hash=user.password
+    )
+    return Login(user=user, tenant=tenant, access_token=access_token, expires_in=expires_in)

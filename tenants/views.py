@@ -1,0 +1,198 @@
+"""HTTP API for tenants, auth, users and API tokens. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bots.selectors import bot_profile_reference
+from minirag.errors import ForbiddenError
+from minirag.openapi import ERROR_RESPONSES
+from minirag.throttling import LoginThrottle, SignupThrottle
+from tenants import selectors, services
+from tenants.api import TenantAPIView, TenantViewSet
+from tenants.models import ApiToken, Role, User
+from tenants.serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenCreateInputSerializer,
+    ApiTokenSerializer,
+    LoginInputSerializer,
+    LoginOutputSerializer,
+    MeSerializer,
+    TenantBootstrapInputSerializer,
+    TenantBootstrapOutputSerializer,
+    TenantSerializer,
+    UserCreateInputSerializer,
+    UserSerializer,
+    UserUpdateInputSerializer,
+)
+
+
+def validated(serializer_class: type, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class TenantBootstrapView(APIView):
+    """Create a tenant, its owner and a first API token. Open unless MINIRAG_ALLOW_SIGNUP=False."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [SignupThrottle]
+
+    @extend_schema(
+        operation_id="tenants_create",
+        request=TenantBootstrapInputSerializer,
+        responses={201: TenantBootstrapOutputSerializer, **ERROR_RESPONSES},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        if not settings.ALLOW_SIGNUP:
+            raise ForbiddenError("Sign-up is closed on this server; ask its operator for an account.")
+        data = validated(TenantBootstrapInputSerializer, request.data)
+        result = services.tenant_bootstrap(
+            name=data["tenant_name"],
+            slug=data["tenant_slug"],
+            owner_email=data["owner_email"],
+            owner_password=data["owner_password"],
+            owner_display_name=data["owner_display_name"],
+        )
+        body = {
+            "tenant": TenantSerializer(result.tenant).data,
+            "api_token": result.raw_token,
+            "token_prefix": result.api_token.token_prefix,
+            "user": UserSerializer(result.owner).data,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TenantMeView(TenantAPIView):
+    @extend_schema(responses={200: TenantSerializer, **ERROR_RESPONSES})
+    def get(self, request: Request) -> Response:
+        return Response(TenantSerializer(self.tenant).data)
+
+
+class LoginView(APIView):
+    """Email + password → JWT (HS256) for people; scripts should use API tokens."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(request=LoginInputSerializer, responses={200: LoginOutputSerializer, **ERROR_RESPONSES}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = validated(LoginInputSerializer, request.data)
+        login = services.auth_login(
+            email=data["email"], password=data["password"], tenant_slug=data.get("tenant_slug") or None
+        )
+        return Response(
+            {
+                "access_token": login.access_token,
+                "token_type": "bearer",
+                "expires_in": login.expires_in,
+                "user": UserSerializer(login.user).data,
+                "tenant": TenantSerializer(login.tenant).data,
+            }
+        )
+
+
+class MeView(TenantAPIView):
+    @extend_schema(responses={200: MeSerializer, **ERROR_RESPONSES})
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer({"user": self.principal.user, "tenant": self.tenant}).data)
+
+
+class UserViewSet(TenantViewSet):
+    """Users of the tenant. Any role lists; owners and admins change (see services.user_update
+    for self-service and the owner rules)."""
+
+    serializer_class = UserSerializer
+    queryset = User.objects.all()  # for the schema's model; requests use get_queryset()
+    # Self-service edits are decided in the service, so PATCH is open to members here.
+    minimum_roles = {"partial_update": Role.MEMBER}
+
+    def get_queryset(self) -> Any:
+        return selectors.user_list(tenant=self.tenant)
+
+    def get_object(self) -> Any:
+        return selectors.user_get(tenant=self.tenant, user_id=self.kwargs["pk"])
+
+    @extend_schema(responses={200: UserSerializer(many=True), **ERROR_RESPONSES})
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(UserSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: UserSerializer, **ERROR_RESPONSES})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(UserSerializer(self.get_object()).data)
+
+    @extend_schema(request=UserCreateInputSerializer, responses={201: UserSerializer, **ERROR_RESPONSES})
+    def create(self, request: Request) -> Response:
+        data = validated(UserCreateInputSerializer, request.data)
+        user = services.user_create(tenant=self.tenant, actor=self.principal.user, **data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=UserUpdateInputSerializer, responses={200: UserSerializer, **ERROR_RESPONSES})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        user = self.get_object()
+        data = validated(UserUpdateInputSerializer, request.data)
+        user = services.user_update(tenant=self.tenant, actor=self.principal.user, user=user, **data)
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(responses={204: OpenApiResponse(description="Deactivated."), **ERROR_RESPONSES})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.user_deactivate(tenant=self.tenant, actor=self.principal.user, user=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(TenantViewSet):
+    """API tokens. Members create, see and revoke their own; owners and admins all of them."""
+
+    serializer_class = ApiTokenSerializer
+    queryset = ApiToken.objects.all()  # for the schema's model; requests use get_queryset()
+    minimum_roles = {"create": Role.MEMBER, "destroy": Role.MEMBER}
+
+    def get_queryset(self) -> Any:
+        return selectors.api_token_list(tenant=self.tenant, viewer=self.principal.user)
+
+    def get_object(self) -> Any:
+        return selectors.api_token_get(tenant=self.tenant, viewer=self.principal.user, token_id=self.kwargs["pk"])
+
+    @extend_schema(responses={200: ApiTokenSerializer(many=True), **ERROR_RESPONSES})
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ApiTokenSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: ApiTokenSerializer, **ERROR_RESPONSES})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(ApiTokenSerializer(self.get_object()).data)
+
+    @extend_schema(request=ApiTokenCreateInputSerializer, responses={201: ApiTokenCreatedSerializer, **ERROR_RESPONSES})
+    def create(self, request: Request) -> Response:
+        data = validated(ApiTokenCreateInputSerializer, request.data)
+        bot_profile = None
+        if data.get("bot_profile_id"):
+            bot_profile = bot_profile_reference(tenant=self.tenant, bot_profile_id=data["bot_profile_id"])
+        token, raw = services.api_token_create(
+            tenant=self.tenant,
+            user=self.principal.user,
+            name=data["name"],
+            bot_profile=bot_profile,
+            allowed_origins=data.get("allowed_origins") or [],
+            expires_at=data.get("expires_at"),
+        )
+        token.raw_token = raw
+        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: OpenApiResponse(description="Revoked."), **ERROR_RESPONSES})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.api_token_revoke(tenant=self.tenant, token=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,3 @@
+"""Routes of the `webhooks` app, mounted under /v1."""
+
+urlpatterns: list = []
