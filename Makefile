@@ -24,7 +24,7 @@ run: install
 	@$(PY) scripts/init_env.py
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
-	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT)
+	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off
 
 test: install
 	@scripts/ensure_services.sh

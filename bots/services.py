@@ -10,6 +10,7 @@ from django.db import transaction
 from bots.models import BotProfile
 from minirag.crypto import decrypt_json, encrypt_json
 from minirag.errors import InvalidInputError, NotFoundError
+from minirag.sentinels import UNSET
 from tenants.models import Tenant
 
 # Fields a client may set; everything else (ids, tenant, ciphertext, timestamps) is the server's.
@@ -32,7 +33,6 @@ EDITABLE_FIELDS = frozenset(
     }
 )
 CREDENTIAL_KEYS = frozenset({"api_key"})
-UNSET: Any = object()
 
 
 def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:

@@ -14,13 +14,16 @@ from bots.models import BotProfile
 from bots.serializers import BotProfileCreateInputSerializer, BotProfileSerializer, BotProfileUpdateInputSerializer
 from minirag.openapi import ERROR_RESPONSES
 from tenants.api import TenantViewSet
-from tenants.views import validated
 
 
 class BotProfileViewSet(TenantViewSet):
     """Bot profiles: any role reads; owners and admins create, change and deactivate."""
 
     serializer_class = BotProfileSerializer
+    input_serializer_classes = {
+        "create": BotProfileCreateInputSerializer,
+        "partial_update": BotProfileUpdateInputSerializer,
+    }
     queryset = BotProfile.objects.all()  # for the schema's model; requests use get_queryset()
 
     def get_queryset(self) -> Any:
@@ -40,14 +43,14 @@ class BotProfileViewSet(TenantViewSet):
 
     @extend_schema(request=BotProfileCreateInputSerializer, responses={201: BotProfileSerializer, **ERROR_RESPONSES})
     def create(self, request: Request) -> Response:
-        data = validated(BotProfileCreateInputSerializer, request.data)
+        data = self.validated_input()
         bot = services.bot_profile_create(tenant=self.tenant, **data)
         return Response(BotProfileSerializer(bot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BotProfileUpdateInputSerializer, responses={200: BotProfileSerializer, **ERROR_RESPONSES})
     def partial_update(self, request: Request, pk: str) -> Response:
         bot = self.get_object()
-        data = validated(BotProfileUpdateInputSerializer, request.data)
+        data = self.validated_input()
         bot = services.bot_profile_update(tenant=self.tenant, bot=bot, **data)
         return Response(BotProfileSerializer(bot).data)
 

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -56,4 +56,16 @@ class TenantAPIView(TenantScopeMixin, APIView):
 
 
 class TenantViewSet(TenantScopeMixin, viewsets.GenericViewSet):
+    """`serializer_class` renders rows; `input_serializer_classes` maps an action to the shape it
+    accepts, which also gives the browsable API and the OpenAPI schema the right request forms."""
+
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    input_serializer_classes: dict[str, type[serializers.Serializer]] = {}
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return self.input_serializer_classes.get(getattr(self, "action", None) or "", self.serializer_class)
+
+    def validated_input(self) -> dict[str, Any]:
+        serializer = self.get_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.contrib.auth.password_validation import validate_password
@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from minirag.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError
+from minirag.sentinels import UNSET
 from tenants.backends import find_login_candidates, users_with_password
 from tenants.models import ApiToken, Role, Tenant, User, normalize_email, role_at_least
 from tenants.tenancy import tenant_scope
@@ -21,7 +22,6 @@ from tenants.tokens import generate_api_token, issue_jwt
 if TYPE_CHECKING:
     from bots.models import BotProfile
 
-UNSET: Any = object()
 MAX_ALLOWED_ORIGINS = 50
 
 
@@ -72,6 +72,18 @@ def validate_new_password(password: str, user: User | None = None) -> None:
         raise InvalidInputError(f"password: {' '.join(exc.messages)}", errors={"password": exc.messages}) from None
 
 
+EMAIL_TAKEN = "A user with this email already exists in this tenant."
+
+
+def _validate_and_save(user: User) -> None:
+    user.full_clean(exclude=["password"])
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # lost a race with a concurrent request for the same email
+        raise ConflictError(EMAIL_TAKEN) from None
+
+
 def _email_taken(tenant: Tenant, email: str, exclude: User | None = None) -> bool:
     users = User.objects.filter(tenant=tenant, email=email)
     if exclude is not None:
@@ -98,16 +110,11 @@ def user_create(
             raise ForbiddenError("Only an owner can grant the owner role.")
     email = normalize_email(email)
     if _email_taken(tenant, email):
-        raise ConflictError("A user with this email already exists in this tenant.")
+        raise ConflictError(EMAIL_TAKEN)
     user = User(tenant=tenant, email=email, display_name=display_name.strip(), role=role, is_staff=is_staff)
     validate_new_password(password, user)
     user.set_password(password)
-    user.full_clean(exclude=["password"])
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError:
-        raise ConflictError("A user with this email already exists in this tenant.") from None
+    _validate_and_save(user)
     return user
 
 
@@ -159,7 +166,7 @@ def user_update(
     if email is not UNSET:
         email = normalize_email(email)
         if email != user.email and _email_taken(tenant, email, exclude=user):
-            raise ConflictError("A user with this email already exists in this tenant.")
+            raise ConflictError(EMAIL_TAKEN)
         user.email = email
     if display_name is not UNSET:
         user.display_name = display_name.strip()
@@ -171,12 +178,7 @@ def user_update(
     deactivating = is_active is not UNSET and user.is_active and not is_active
     if is_active is not UNSET:
         user.is_active = is_active
-    user.full_clean(exclude=["password"])
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError:
-        raise ConflictError("A user with this email already exists in this tenant.") from None
+    _validate_and_save(user)
     if deactivating:
         _revoke_tenant_tokens_of(tenant, user)
     return user

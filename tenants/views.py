@@ -115,6 +115,7 @@ class UserViewSet(TenantViewSet):
     for self-service and the owner rules)."""
 
     serializer_class = UserSerializer
+    input_serializer_classes = {"create": UserCreateInputSerializer, "partial_update": UserUpdateInputSerializer}
     queryset = User.objects.all()  # for the schema's model; requests use get_queryset()
     # Self-service edits are decided in the service, so PATCH is open to members here.
     minimum_roles = {"partial_update": Role.MEMBER}
@@ -136,14 +137,14 @@ class UserViewSet(TenantViewSet):
 
     @extend_schema(request=UserCreateInputSerializer, responses={201: UserSerializer, **ERROR_RESPONSES})
     def create(self, request: Request) -> Response:
-        data = validated(UserCreateInputSerializer, request.data)
+        data = self.validated_input()
         user = services.user_create(tenant=self.tenant, actor=self.principal.user, **data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=UserUpdateInputSerializer, responses={200: UserSerializer, **ERROR_RESPONSES})
     def partial_update(self, request: Request, pk: str) -> Response:
         user = self.get_object()
-        data = validated(UserUpdateInputSerializer, request.data)
+        data = self.validated_input()
         user = services.user_update(tenant=self.tenant, actor=self.principal.user, user=user, **data)
         return Response(UserSerializer(user).data)
 
@@ -157,6 +158,7 @@ class ApiTokenViewSet(TenantViewSet):
     """API tokens. Members create, see and revoke their own; owners and admins all of them."""
 
     serializer_class = ApiTokenSerializer
+    input_serializer_classes = {"create": ApiTokenCreateInputSerializer}
     queryset = ApiToken.objects.all()  # for the schema's model; requests use get_queryset()
     minimum_roles = {"create": Role.MEMBER, "destroy": Role.MEMBER}
 
@@ -177,7 +179,7 @@ class ApiTokenViewSet(TenantViewSet):
 
     @extend_schema(request=ApiTokenCreateInputSerializer, responses={201: ApiTokenCreatedSerializer, **ERROR_RESPONSES})
     def create(self, request: Request) -> Response:
-        data = validated(ApiTokenCreateInputSerializer, request.data)
+        data = self.validated_input()
         bot_profile = None
         if data.get("bot_profile_id"):
             bot_profile = bot_profile_reference(tenant=self.tenant, bot_profile_id=data["bot_profile_id"])

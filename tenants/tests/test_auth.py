@@ -340,3 +340,11 @@ def test_logging_in_records_last_login_whatever_the_scope(alpha: TenantWorld, cl
     client.force_login(alpha.member)  # Django's login(), outside any tenant scope
     with tenant_scope(alpha.tenant):
         assert User.objects.get(pk=alpha.member.pk).last_login is not None
+
+
+def test_the_browsable_api_renders_for_a_token_with_input_forms(alpha: TenantWorld) -> None:
+    response = alpha.client("admin").get("/v1/bot-profiles", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "alpha bot" in html
+    assert "similarity_threshold" in html  # the create form shows the input fields
