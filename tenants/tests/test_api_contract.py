@@ -314,3 +314,21 @@ def test_pagination_limit_offset_and_total(alpha: TenantWorld) -> None:
         response = client.get(f"/v1/users?{bad}")
         assert response.status_code == 422, bad
         assert response.json()["detail"].split(":")[0] in bad
+
+
+def test_another_tenants_bot_in_a_body_is_422_exactly_like_a_missing_one(alpha: TenantWorld, beta: TenantWorld) -> None:
+    foreign = alpha.client("owner").post(
+        "/v1/api-tokens", {"name": "x", "bot_profile_id": str(beta.bot.pk)}, format="json"
+    )
+    missing = alpha.client("owner").post(
+        "/v1/api-tokens", {"name": "x", "bot_profile_id": str(uuid.uuid4())}, format="json"
+    )
+    assert foreign.status_code == missing.status_code == 422
+    assert (
+        foreign.json()
+        == missing.json()
+        == {
+            "detail": "bot_profile_id: Bot profile not found.",
+            "errors": {"bot_profile_id": ["Bot profile not found."]},
+        }
+    )
