@@ -163,6 +163,26 @@ QDRANT_API_KEY: str = env.str("QDRANT_API_KEY", default="")
 # Local mode (no server): a directory, or ":memory:" (tests).
 QDRANT_PATH: str = env.str("QDRANT_PATH", default="") or str(DATA_DIR / "qdrant")
 
+QDRANT_COLLECTION: str = env.str("QDRANT_COLLECTION", default="minirag_chunks")
+
+# --- Outbound HTTP (every fetch goes through minirag/safe_http.py) ---------------------------
+
+# Refuse destinations that resolve to private, loopback, link-local or metadata addresses.
+# true only for local development and tests.
+ALLOW_PRIVATE_NETWORKS: bool = env.bool("MINIRAG_ALLOW_PRIVATE_NETWORKS", default=False)
+# Exceptions to the rule above, as CIDRs (e.g. an internal search service at 10.0.5.0/24).
+SSRF_ALLOWED_NETWORKS: list[str] = env.list("MINIRAG_SSRF_ALLOWED_NETWORKS", default=[])
+FETCH_TIMEOUT_SECONDS: float = env.float("MINIRAG_FETCH_TIMEOUT_SECONDS", default=15.0)
+FETCH_MAX_BYTES: int = env.int("MINIRAG_FETCH_MAX_BYTES", default=10 * 1024 * 1024)
+FETCH_USER_AGENT: str = env.str("MINIRAG_FETCH_USER_AGENT", default="MiniRAGBot/1.0 (+https://github.com/minirag)")
+
+# --- Ingestion --------------------------------------------------------------------------------
+
+UPLOAD_MAX_BYTES: int = env.int("MINIRAG_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
+EMBEDDING_BATCH_SIZE: int = env.int("MINIRAG_EMBEDDING_BATCH_SIZE", default=32)
+# onnxruntime threads for the offline embedder (0 = one per core).
+LOCAL_EMBEDDER_THREADS: int = env.int("MINIRAG_LOCAL_EMBEDDER_THREADS", default=0)
+
 # --- Auth -------------------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "tenants.User"

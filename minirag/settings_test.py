@@ -20,6 +20,8 @@ _TEST_ENV = {
     "QDRANT_URL": "",
     "QDRANT_PATH": ":memory:",
     "MINIRAG_TASKS_IN_PROCESS": "true",
+    # Tests fetch from HTTP servers they start on loopback; the SSRF tests turn this back off.
+    "MINIRAG_ALLOW_PRIVATE_NETWORKS": "true",
     "MINIRAG_DEFAULT_CHAT_MODEL": "local/extractive",
     "MINIRAG_DEFAULT_EMBEDDING_MODEL": "local/minilm",
     # Throttle tests lower these with override_settings; the rest of the suite must not trip them.
