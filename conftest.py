@@ -3,16 +3,23 @@ test leaves a tenant scope behind."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from bots.models import BotProfile
 from bots.tests.factories import BotProfileFactory
+from minirag.vectorstore import close_vector_store
+from sources.models import Source
+from sources.services import source_create, source_ingest_request, source_upload
 from tenants.models import ApiToken, Role, Tenant, User
-from tenants.tenancy import current_scope
+from tenants.tenancy import current_scope, tenant_scope
 from tenants.tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, make_token
 
 
@@ -34,6 +41,8 @@ class TenantWorld:
     admin: User
     member: User
     bot: BotProfile
+    text_source: Source | None = None
+    upload_source: Source | None = None
     tokens: dict[str, str] = field(default_factory=dict)  # role or "bot" → raw token
     token_rows: dict[str, ApiToken] = field(default_factory=dict)
 
@@ -55,6 +64,21 @@ def build_world(slug: str) -> TenantWorld:
     for who, user in (("owner", owner), ("admin", admin), ("member", member)):
         world.token_rows[who], world.tokens[who] = make_token(user, name=f"{slug} {who} token")
     world.token_rows["bot"], world.tokens["bot"] = make_token(owner, name=f"{slug} widget", bot_profile=bot)
+    with tenant_scope(tenant):
+        world.text_source = source_create(
+            tenant=tenant,
+            bot_profile=bot,
+            name=f"{slug} handbook",
+            source_type="text",
+            content=f"The {slug} office opens at nine. Refunds at {slug} take five working days.",
+        )
+        source_ingest_request(tenant=tenant, source=world.text_source)  # runs inline in tests
+        world.upload_source = source_upload(
+            tenant=tenant,
+            bot_profile=bot,
+            uploaded=SimpleUploadedFile(f"{slug}-notes.md", f"# {slug} notes\n\nShipping is free.".encode()),
+        )
+        world.text_source.refresh_from_db()
     return world
 
 
@@ -73,3 +97,72 @@ def _tenant_scope_never_leaks() -> Any:
     assert not current_scope().is_set, "a tenant scope was already active when the test started"
     yield
     assert not current_scope().is_set, "the test (or the code it ran) left a tenant scope active"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_vector_store() -> Iterator[None]:
+    """Each test starts with an empty in-memory Qdrant (the client is process-wide)."""
+    close_vector_store()
+    yield
+    close_vector_store()
+
+
+# --- A local website for URL, sitemap and crawl tests -----------------------------------------
+
+
+@dataclass
+class Page:
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class LocalSite:
+    """An HTTP server on loopback serving `pages` (path → Page); records every request path."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, Page] = {}
+        self.requests: list[str] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                site.requests.append(self.path)
+                page = site.pages.get(self.path) or Page(b"not found", "text/plain", 404)
+                self.send_response(page.status)
+                self.send_header("Content-Type", page.content_type)
+                self.send_header("Content-Length", str(len(page.body)))
+                for name, value in page.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(page.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def add(self, path: str, body: str | bytes, content_type: str = "text/html; charset=utf-8", **kwargs: Any) -> str:
+        self.pages[path] = Page(body.encode() if isinstance(body, str) else body, content_type, **kwargs)
+        return self.url(path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def site() -> Iterator[LocalSite]:
+    local = LocalSite()
+    yield local
+    local.close()

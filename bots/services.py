@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from bots.models import BotProfile
+from bots.signals import bot_profile_changed
 from minirag.crypto import decrypt_json, encrypt_json
 from minirag.errors import InvalidInputError, NotFoundError
 from minirag.sentinels import UNSET
@@ -80,14 +81,19 @@ def bot_profile_create(*, tenant: Tenant, credentials: dict[str, Any] | None = N
 def bot_profile_update(
     *, tenant: Tenant, bot: BotProfile, credentials: dict[str, Any] | None = UNSET, **attributes: Any
 ) -> BotProfile:
-    """Partial update. `credentials=None` or `{}` clears them; leaving it out keeps them."""
+    """Partial update. `credentials=None` or `{}` clears them; leaving it out keeps them.
+    Sends `bot_profile_changed` once committed (e.g. sources re-index after a model change)."""
     if bot.tenant_id != tenant.pk:
         raise NotFoundError("Bot profile not found.")
+    before = {field: getattr(bot, field) for field in attributes}
     _apply(bot, attributes)
     if credentials is not UNSET:
         bot.credentials_ciphertext = _encrypt_credentials(credentials)
     bot.full_clean()
     bot.save()
+    changed = {field for field, value in before.items() if getattr(bot, field) != value}
+    if changed:
+        transaction.on_commit(lambda: bot_profile_changed.send(BotProfile, tenant=tenant, bot=bot, changed=changed))
     return bot
 
 

@@ -6,4 +6,15 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "minirag.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from django.conf import settings  # noqa: E402  (configured by get_asgi_application)
+
+from minirag.asgi_limits import BodySizeLimitMiddleware  # noqa: E402
+from minirag.scheduler import start_in_process_scheduler  # noqa: E402
+
+# The largest legitimate body is an upload at the cap plus its multipart framing.
+application = BodySizeLimitMiddleware(
+    django_application, max_bytes=max(settings.MAX_JSON_BODY_BYTES, settings.UPLOAD_MAX_BYTES) + 1024 * 1024
+)
+start_in_process_scheduler()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -155,6 +156,28 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "refresh-due-sources": {"task": "sources.refresh_due_sources", "schedule": 60.0},
+    "reap-stuck-sources": {"task": "sources.reap_stuck_sources", "schedule": 120.0},
+}
+# Embedded mode: how many background threads run tasks, and whether a scheduler thread runs the
+# periodic tasks above (the server process starts it; tests and management commands do not).
+IN_PROCESS_WORKERS: int = env.int("MINIRAG_IN_PROCESS_WORKERS", default=2)
+IN_PROCESS_SCHEDULER: bool = env.bool("MINIRAG_IN_PROCESS_SCHEDULER", default=True)
+# Tests only: run in-process tasks synchronously, in the calling thread, when the transaction commits.
+TASKS_RUN_INLINE: bool = env.bool("MINIRAG_TASKS_RUN_INLINE", default=False)
+
+# Live events (django-eventstream): across processes through Redis pub/sub when Redis is set.
+EVENTSTREAM_CHANNELMANAGER_CLASS = "sources.events.TenantChannelManager"
+if REDIS_URL:
+    _redis = urlsplit(REDIS_URL)
+    EVENTSTREAM_REDIS = {
+        "host": _redis.hostname or "127.0.0.1",
+        "port": _redis.port or 6379,
+        "db": int((_redis.path or "/0").lstrip("/") or 0),
+        "password": _redis.password,
+        "ssl": _redis.scheme == "rediss",
+    }
 
 # --- Vectors ----------------------------------------------------------------------------------
 
@@ -182,6 +205,14 @@ UPLOAD_MAX_BYTES: int = env.int("MINIRAG_UPLOAD_MAX_BYTES", default=10 * 1024 * 
 EMBEDDING_BATCH_SIZE: int = env.int("MINIRAG_EMBEDDING_BATCH_SIZE", default=32)
 # onnxruntime threads for the offline embedder (0 = one per core).
 LOCAL_EMBEDDER_THREADS: int = env.int("MINIRAG_LOCAL_EMBEDDER_THREADS", default=0)
+# A run that has shown no progress for this long is presumed dead (worker killed) and requeued.
+INGEST_STALE_AFTER_SECONDS: int = env.int("MINIRAG_INGEST_STALE_AFTER_SECONDS", default=600)
+# Attempts per ingestion (transient failures and interrupted runs) before the source is marked error.
+INGEST_MAX_ATTEMPTS: int = env.int("MINIRAG_INGEST_MAX_ATTEMPTS", default=5)
+# Crawls: defaults and hard ceilings for `max_pages` / `max_depth`, and the pause between requests.
+CRAWL_DEFAULT_MAX_PAGES: int = env.int("MINIRAG_CRAWL_DEFAULT_MAX_PAGES", default=50)
+CRAWL_MAX_PAGES_LIMIT: int = env.int("MINIRAG_CRAWL_MAX_PAGES_LIMIT", default=1000)
+CRAWL_DELAY_SECONDS: float = env.float("MINIRAG_CRAWL_DELAY_SECONDS", default=0.5)
 
 # --- Auth -------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ The test database and Redis default to the local services `make test` makes sure
 A developer's `.env` is never read here, so tests see the same configuration everywhere.
 """
 
+import json
 import os
 
 os.environ["MINIRAG_READ_DOTENV"] = "false"
@@ -20,6 +21,9 @@ _TEST_ENV = {
     "QDRANT_URL": "",
     "QDRANT_PATH": ":memory:",
     "MINIRAG_TASKS_IN_PROCESS": "true",
+    "MINIRAG_TASKS_RUN_INLINE": "true",
+    "MINIRAG_IN_PROCESS_SCHEDULER": "false",
+    "MINIRAG_CRAWL_DELAY_SECONDS": "0",
     # Tests fetch from HTTP servers they start on loopback; the SSRF tests turn this back off.
     "MINIRAG_ALLOW_PRIVATE_NETWORKS": "true",
     "MINIRAG_DEFAULT_CHAT_MODEL": "local/extractive",
@@ -32,6 +36,8 @@ _TEST_ENV = {
 }
 os.environ.update(_TEST_ENV)
 os.environ.pop("OPENAI_API_KEY", None)
+# A test that starts another process (a real Celery worker) passes it settings through this.
+os.environ.update(json.loads(os.environ.get("MINIRAG_TEST_ENV_OVERRIDES", "{}")))
 
 from minirag.settings import *  # noqa: E402,F403
 

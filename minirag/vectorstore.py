@@ -1,21 +1,37 @@
-"""The Qdrant client, one code path for all three modes:
+"""Qdrant, one code path for all three modes:
 
 * server (`QDRANT_URL`, production),
 * local path mode (`QDRANT_PATH` directory, the embedded default; one process at a time),
 * in-memory (`QDRANT_PATH=:memory:`, tests).
+
+There is one collection per embedding space: `QDRANT_COLLECTION` (default `minirag_chunks`) for
+the offline `local/minilm` model, a suffixed one for any other model. Every search, count and
+delete takes the tenant explicitly and filters on it: a caller cannot forget it.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from qdrant_client import QdrantClient
+from qdrant_client import models as qm
 
 SERVER_TIMEOUT_SECONDS = 10
+UPSERT_BATCH_SIZE = 256
+ID_BATCH_SIZE = 1000
+DEFAULT_SPACE_MODEL = "local/minilm"
+INDEXED_PAYLOAD_FIELDS = ("bot_profile_id", "source_id")
 
 
 def qdrant_mode() -> str:
@@ -38,8 +54,16 @@ def get_qdrant_client() -> QdrantClient:
 
 @receiver(setting_changed)
 def _drop_client_on_settings_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("QDRANT_URL", "QDRANT_PATH", "QDRANT_API_KEY"):
-        get_qdrant_client.cache_clear()
+    if setting in ("QDRANT_URL", "QDRANT_PATH", "QDRANT_API_KEY", "QDRANT_COLLECTION"):
+        close_vector_store()
+
+
+def close_vector_store() -> None:
+    """Release the client (local mode holds a lock on its directory until closed)."""
+    if get_qdrant_client.cache_info().currsize:
+        get_qdrant_client().close()
+    get_qdrant_client.cache_clear()
+    get_vector_store.cache_clear()
 
 
 def qdrant_server_version(client: QdrantClient) -> str | None:
@@ -47,3 +71,215 @@ def qdrant_server_version(client: QdrantClient) -> str | None:
     if qdrant_mode() != "server":
         return None
     return client.info().version
+
+
+def collection_name(embedding_model: str) -> str:
+    base = settings.QDRANT_COLLECTION
+    if embedding_model == DEFAULT_SPACE_MODEL:
+        return base
+    return f"{base}__{re.sub(r'[^a-z0-9]+', '_', embedding_model.lower()).strip('_')}"
+
+
+@dataclass(frozen=True)
+class VectorPoint:
+    id: uuid.UUID | str
+    vector: Sequence[float] | np.ndarray
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+def _tenant_filter(
+    tenant_id: uuid.UUID | str,
+    *,
+    bot_profile_id: uuid.UUID | str | None = None,
+    source_ids: Sequence[uuid.UUID | str] | None = None,
+    only_ids: Sequence[uuid.UUID | str] | None = None,
+) -> qm.Filter:
+    must: list[Any] = [qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=str(tenant_id)))]
+    if bot_profile_id is not None:
+        must.append(qm.FieldCondition(key="bot_profile_id", match=qm.MatchValue(value=str(bot_profile_id))))
+    if source_ids is not None:
+        must.append(qm.FieldCondition(key="source_id", match=qm.MatchAny(any=[str(s) for s in source_ids])))
+    if only_ids is not None:
+        must.append(qm.HasIdCondition(has_id=[str(i) for i in only_ids]))
+    return qm.Filter(must=must)
+
+
+class VectorStore:
+    """Tenant-filtered operations on the chunk collections."""
+
+    def __init__(self, client: QdrantClient, *, serialize: bool) -> None:
+        self.client = client
+        # qdrant-client's local mode is not safe for concurrent use; the server is.
+        self._lock = threading.RLock() if serialize else None
+        self._ready_collections: set[str] = set()
+
+    @contextmanager
+    def _access(self) -> Iterator[QdrantClient]:
+        if self._lock is None:
+            yield self.client
+            return
+        with self._lock:
+            yield self.client
+
+    def ensure_collection(self, name: str, dimensions: int) -> None:
+        if name in self._ready_collections:
+            return
+        with self._access() as client:
+            if not client.collection_exists(name):
+                client.create_collection(
+                    name, vectors_config=qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
+                )
+                if qdrant_mode() == "server":  # local mode has no payload indexes
+                    client.create_payload_index(
+                        name,
+                        "tenant_id",
+                        field_schema=qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True),
+                    )
+                    for field in INDEXED_PAYLOAD_FIELDS:
+                        client.create_payload_index(name, field, field_schema=qm.PayloadSchemaType.KEYWORD)
+        self._ready_collections.add(name)
+
+    def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None:
+        for start in range(0, len(points), UPSERT_BATCH_SIZE):
+            batch = points[start : start + UPSERT_BATCH_SIZE]
+            structs = [
+                qm.PointStruct(id=str(p.id), vector=np.asarray(p.vector, dtype=np.float32).tolist(), payload=p.payload)
+                for p in batch
+            ]
+            with self._access() as client:
+                client.upsert(collection, points=structs, wait=True)
+
+    def set_payload(
+        self,
+        collection: str,
+        payload: dict[str, Any],
+        *,
+        tenant_id: uuid.UUID | str,
+        source_ids: Sequence[uuid.UUID | str] | None = None,
+        point_ids: Sequence[uuid.UUID | str] | None = None,
+    ) -> None:
+        if not self._exists(collection):
+            return
+        with self._access() as client:
+            client.set_payload(
+                collection,
+                payload=payload,
+                points=_tenant_filter(tenant_id, source_ids=source_ids, only_ids=point_ids),
+                wait=True,
+            )
+
+    def search(
+        self,
+        collection: str,
+        vector: Sequence[float] | np.ndarray,
+        *,
+        tenant_id: uuid.UUID | str,
+        bot_profile_id: uuid.UUID | str,
+        source_ids: Sequence[uuid.UUID | str] | None = None,
+        limit: int = 5,
+        score_threshold: float | None = None,
+    ) -> list[VectorHit]:
+        if not self._exists(collection):
+            return []
+        with self._access() as client:
+            result = client.query_points(
+                collection,
+                query=np.asarray(vector, dtype=np.float32).tolist(),
+                query_filter=_tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids),
+                limit=limit,
+                score_threshold=score_threshold,
+                with_payload=True,
+            )
+        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in result.points]
+
+    def count(
+        self,
+        collection: str,
+        *,
+        tenant_id: uuid.UUID | str,
+        bot_profile_id: uuid.UUID | str | None = None,
+        source_ids: Sequence[uuid.UUID | str] | None = None,
+    ) -> int:
+        if not self._exists(collection):
+            return 0
+        with self._access() as client:
+            return client.count(
+                collection,
+                count_filter=_tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids),
+                exact=True,
+            ).count
+
+    def delete(
+        self,
+        *,
+        tenant_id: uuid.UUID | str,
+        collections: Sequence[str] | None = None,
+        bot_profile_id: uuid.UUID | str | None = None,
+        source_ids: Sequence[uuid.UUID | str] | None = None,
+    ) -> None:
+        """Delete the tenant's points of a bot or of sources (in every collection unless given).
+        With neither it would delete the tenant's whole index, which is refused."""
+        if bot_profile_id is None and source_ids is None:
+            raise ValueError("VectorStore.delete needs bot_profile_id or source_ids.")
+        points_filter = _tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids)
+        for collection in collections if collections is not None else self.collections():
+            if self._exists(collection):
+                with self._access() as client:
+                    client.delete(collection, points_selector=points_filter, wait=True)
+
+    def delete_points(
+        self, collection: str, point_ids: Sequence[uuid.UUID | str], *, tenant_id: uuid.UUID | str
+    ) -> None:
+        """Delete these points, if they belong to the tenant."""
+        if not point_ids or not self._exists(collection):
+            return
+        for start in range(0, len(point_ids), ID_BATCH_SIZE):
+            batch = point_ids[start : start + ID_BATCH_SIZE]
+            with self._access() as client:
+                client.delete(collection, points_selector=_tenant_filter(tenant_id, only_ids=batch), wait=True)
+
+    def point_ids(
+        self, collection: str, *, tenant_id: uuid.UUID | str, source_ids: Sequence[uuid.UUID | str]
+    ) -> set[str]:
+        """Ids of every point of these sources (paged scroll, no payloads or vectors)."""
+        if not self._exists(collection):
+            return set()
+        ids: set[str] = set()
+        offset = None
+        while True:
+            with self._access() as client:
+                points, offset = client.scroll(
+                    collection,
+                    scroll_filter=_tenant_filter(tenant_id, source_ids=source_ids),
+                    limit=ID_BATCH_SIZE,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=False,
+                )
+            ids.update(str(point.id) for point in points)
+            if offset is None:
+                return ids
+
+    def collections(self) -> list[str]:
+        base = settings.QDRANT_COLLECTION
+        with self._access() as client:
+            names = [c.name for c in client.get_collections().collections]
+        return [name for name in names if name == base or name.startswith(f"{base}__")]
+
+    def _exists(self, collection: str) -> bool:
+        if collection in self._ready_collections:
+            return True
+        with self._access() as client:
+            return client.collection_exists(collection)
+
+
+@lru_cache(maxsize=1)
+def get_vector_store() -> VectorStore:
+    return VectorStore(get_qdrant_client(), serialize=qdrant_mode() != "server")

@@ -1,3 +1,10 @@
 """Routes of the `sources` app, mounted under /v1."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from sources.views import SourceViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("sources", SourceViewSet, basename="source")
+
+urlpatterns = router.urls

@@ -114,8 +114,8 @@ def test_createsuperuser_makes_a_platform_operator(db) -> None:
 
 def test_seed_demo_is_idempotent_and_prints_a_working_curl(db, settings, tmp_path: Path) -> None:
     settings.DATA_DIR = tmp_path
-    first = run("seed_demo", "--base-url", "http://127.0.0.1:8123")
-    second = run("seed_demo", "--base-url", "http://127.0.0.1:8123")
+    first = run("seed_demo", "--base-url", "http://127.0.0.1:8123", "--skip-knowledge")
+    second = run("seed_demo", "--base-url", "http://127.0.0.1:8123", "--skip-knowledge")
     assert first == second
     assert Tenant.objects.filter(slug="demo").count() == 1
     credentials = json.loads((tmp_path / "demo-credentials.json").read_text())
@@ -133,7 +133,32 @@ def test_seed_demo_is_idempotent_and_prints_a_working_curl(db, settings, tmp_pat
     assert f"admin@minirag.local / {credentials['operator_password']}" in first
     # Losing the credentials file resets the demo secrets instead of failing.
     (tmp_path / "demo-credentials.json").unlink()
-    third = run("seed_demo")
+    third = run("seed_demo", "--skip-knowledge")
     new_token = json.loads((tmp_path / "demo-credentials.json").read_text())["api_token"]
     assert new_token != credentials["api_token"] and new_token in third
     assert api_client(new_token).get("/v1/tenants/me").status_code == 200
+
+
+def test_seed_demo_ingests_the_docs_once(db, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from minirag import model_gateway
+    from sources import ingestion
+    from sources.models import Source
+
+    settings.DATA_DIR = tmp_path
+    embedded: list[int] = []
+    monkeypatch.setattr(
+        ingestion,
+        "embed_texts",
+        lambda texts, **kw: embedded.append(len(texts)) or model_gateway.embed_texts(texts, **kw),
+    )
+    output = run("seed_demo")
+    demo = Tenant.objects.get(slug="demo")
+    with tenant_scope(demo):
+        sources = list(Source.objects.filter(tenant=demo))
+    assert {s.name for s in sources} >= {"README.md", "docs/tenancy-and-auth.md"}
+    assert all(s.status == "ready" and s.chunk_count > 0 for s in sources)
+    assert "Knowledge:" in output and f"{sum(s.chunk_count for s in sources)} chunks" in output
+    first_calls = sum(embedded)
+    assert first_calls == sum(s.chunk_count for s in sources)
+    run("seed_demo")
+    assert sum(embedded) == first_calls  # nothing changed: nothing embedded, nothing re-ingested

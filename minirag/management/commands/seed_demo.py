@@ -1,8 +1,10 @@
-"""`seed_demo`: the demo tenant, owner, bot and token that `make run` starts with.
+"""`seed_demo`: the demo tenant, owner, bot, token and knowledge that `make run` starts with.
 
-Idempotent: a second run changes nothing and prints the same credentials. Generated passwords
-and the demo API token are kept in `<MINIRAG_DATA_DIR>/demo-credentials.json` (mode 0600), the
-only place a raw token is ever written, and only for this local demo.
+Idempotent: a second run changes nothing and prints the same credentials. The demo bot knows the
+project's own README and docs: each file is a text source, re-ingested only when it changed
+(unchanged chunks cost no embedding). Generated passwords and the demo API token are kept in
+`<MINIRAG_DATA_DIR>/demo-credentials.json` (mode 0600), the only place a raw token is ever
+written, and only for this local demo.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.test.utils import override_settings
 
 from bots.models import BotProfile
 from bots.services import bot_profile_create
+from sources.models import Source, SourceStatus
+from sources.services import source_create, source_ingest_request, source_update
 from tenants.models import ApiToken, Role, Tenant, User
 from tenants.services import api_token_create, tenant_bootstrap
 from tenants.tenancy import tenant_scope, tenant_scope_disabled
 from tenants.tokens import hash_api_token
 
+BASE_DIR = Path(settings.BASE_DIR)
 DEMO_SLUG = "demo"
 DEMO_OWNER_EMAIL = "owner@demo.minirag.local"
 OPERATOR_EMAIL = "admin@minirag.local"
@@ -41,6 +48,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--base-url", default="http://127.0.0.1:8000", help="Where the server will listen (for the printout)."
         )
+        parser.add_argument("--skip-knowledge", action="store_true", help="Do not (re)ingest the demo documents.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         credentials_path = Path(settings.DATA_DIR) / "demo-credentials.json"
@@ -54,9 +62,42 @@ class Command(BaseCommand):
             {"operator_password": operator_password, "owner_password": owner_password, "api_token": raw_token}
         )
         _write_credentials(credentials_path, stored)
-        self._print_summary(options["base_url"].rstrip("/"), tenant, bot, stored)
+        knowledge = "" if options["skip_knowledge"] else self._ensure_knowledge(tenant, bot)
+        self._print_summary(options["base_url"].rstrip("/"), tenant, bot, stored, knowledge)
 
-    def _print_summary(self, base: str, tenant: Tenant, bot: BotProfile, stored: dict[str, str]) -> None:
+    def _ensure_knowledge(self, tenant: Tenant, bot: BotProfile) -> str:
+        """The README and docs as text sources of the demo bot, ingested here and now."""
+        started = time.perf_counter()
+        files = [BASE_DIR / "README.md", *sorted((BASE_DIR / "docs").glob("*.md"))]
+        with tenant_scope(tenant), override_settings(TASKS_IN_PROCESS=True, TASKS_RUN_INLINE=True):
+            for path in files:
+                name = str(path.relative_to(BASE_DIR))
+                content = path.read_text(encoding="utf-8")
+                source = Source.objects.filter(tenant=tenant, bot_profile=bot, name=name, parent__isnull=True).first()
+                if source is None:
+                    source = source_create(
+                        tenant=tenant,
+                        bot_profile=bot,
+                        name=name,
+                        source_type="text",
+                        content=content,
+                        description="MiniRAG documentation (seeded by make run).",
+                    )
+                elif source.content != content or not source.is_active:
+                    source = source_update(tenant=tenant, source=source, content=content, is_active=True)
+                elif source.status == SourceStatus.READY:
+                    continue
+                source_ingest_request(tenant=tenant, source=source)
+            sources = Source.objects.filter(tenant=tenant, bot_profile=bot, is_active=True)
+            failed = [s.name for s in sources if s.status == SourceStatus.ERROR]
+            chunks = sum(s.chunk_count for s in sources)
+        if failed:
+            self.stderr.write(f"Demo documents that failed to ingest: {', '.join(failed)}")
+        return f"{len(files)} documents, {chunks} chunks (checked in {time.perf_counter() - started:.1f} s)"
+
+    def _print_summary(
+        self, base: str, tenant: Tenant, bot: BotProfile, stored: dict[str, str], knowledge: str
+    ) -> None:
         mode = "embedded (SQLite, local Qdrant, in-process tasks)" if not settings.REDIS_URL else "production services"
         line = "─" * 72
         self.stdout.write(line)
@@ -69,6 +110,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"  Demo owner:    {DEMO_OWNER_EMAIL} / {stored['owner_password']} (tenant '{tenant.slug}')")
         self.stdout.write(f"  Demo bot:      {bot.name} ({bot.pk}), model {bot.model}")
+        if knowledge:
+            self.stdout.write(f"  Knowledge:     {knowledge}")
         self.stdout.write(f"  API token:     {stored['api_token']}")
         self.stdout.write("  Try:")
         self.stdout.write(f"    curl -s {base}/v1/bot-profiles -H 'Authorization: Bearer {stored['api_token']}'")

@@ -1,0 +1,293 @@
+"""Steps 3 to 6 of ingestion: chunk, diff against what is indexed, embed only what changed, index.
+
+Chunk ids are UUIDv5 of (source id, content hash, occurrence): the same document always yields
+the same ids, so a re-ingest is a diff — unchanged chunks keep their stored vectors (no embedding
+call, no Qdrant write), new or changed ones are embedded, vanished ones are deleted. Nothing is
+deleted before the new state is safely written, and a stale run (one whose source was taken over
+by a newer run) can never overwrite the newer run's results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bots.services import bot_profile_credentials
+from minirag.model_gateway import embed_texts
+from minirag.vectorstore import VectorPoint, collection_name, get_vector_store
+from sources.chunking import chunk_text
+from sources.loaders import LoadedDocument
+from sources.models import Chunk, Document, Source
+
+# Fixed forever: changing it would change every chunk id.
+CHUNK_ID_NAMESPACE = uuid.UUID("6f1d2c1e-3b7a-5c55-9a51-2b8f6b0d7e41")
+
+ProgressCallback = Callable[[int, int], None]  # (chunks done, chunks total)
+
+
+class StaleRunError(Exception):
+    """Another ingestion run took the source over; this one must stop without writing."""
+
+
+def chunk_point_id(source_id: uuid.UUID, content_hash: str, occurrence: int) -> uuid.UUID:
+    return uuid.uuid5(CHUNK_ID_NAMESPACE, f"{source_id}:{content_hash}:{occurrence}")
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    id: uuid.UUID
+    document_index: int
+    chunk_index: int
+    content: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    documents: int
+    chunks: int
+    embedded: int
+    reused: int
+    removed: int
+    prompt_tokens: int
+    seconds: float
+
+
+def plan_chunks(
+    source_id: uuid.UUID, documents: Sequence[LoadedDocument], *, size: int, overlap: int
+) -> list[PlannedChunk]:
+    """Deterministic chunk ids for the source's documents; duplicates get distinct occurrences."""
+    occurrences: Counter[str] = Counter()
+    planned: list[PlannedChunk] = []
+    for document_index, document in enumerate(documents):
+        for text in chunk_text(document.text, size=size, overlap=overlap):
+            digest = content_hash(text)
+            planned.append(
+                PlannedChunk(
+                    id=chunk_point_id(source_id, digest, occurrences[digest]),
+                    document_index=document_index,
+                    chunk_index=len(planned),
+                    content=text,
+                    content_hash=digest,
+                )
+            )
+            occurrences[digest] += 1
+    return planned
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_from_bytes(data: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(data), dtype="<f4")
+
+
+def _payload(source: Source, document: Document, chunk: PlannedChunk) -> dict[str, object]:
+    return {
+        "tenant_id": str(source.tenant_id),
+        "bot_profile_id": str(source.bot_profile_id),
+        "source_id": str(source.id),
+        "document_id": str(document.id),
+        "chunk_index": chunk.chunk_index,
+        "content": chunk.content,
+        "source_name": source.name,
+        "title": document.title,
+        "url": document.url,
+        "authority": source.authority,
+    }
+
+
+def _sync_documents(source: Source, documents: Sequence[LoadedDocument]) -> list[Document]:
+    """One Document row per loaded document, reusing the existing rows (ids stay stable)."""
+    existing = list(Document.objects.filter(source=source).order_by("created_at"))
+    rows: list[Document] = []
+    for index, loaded in enumerate(documents):
+        row = existing[index] if index < len(existing) else Document(source=source)
+        row.title = loaded.title[:500]
+        row.url = loaded.url[:2048]
+        row.mime_type = loaded.mime_type[:100]
+        row.content_hash = content_hash(loaded.text)
+        row.char_count = len(loaded.text)
+        row.metadata = loaded.metadata
+        rows.append(row)
+    return rows
+
+
+def index_documents(
+    source: Source,
+    documents: Sequence[LoadedDocument],
+    *,
+    run_id: uuid.UUID,
+    on_progress: ProgressCallback,
+) -> IngestReport:
+    """Bring the source's chunks and vectors in line with `documents`. Returns what it did."""
+    started = time.perf_counter()
+    bot = source.bot_profile
+    model = bot.embedding_model
+    planned = plan_chunks(source.id, documents, size=bot.chunk_size, overlap=bot.chunk_overlap)
+    planned_ids = {chunk.id for chunk in planned}
+    existing = {
+        row["id"]: row
+        for row in Chunk.objects.filter(source=source).values("id", "chunk_index", "document_id", "embedding_model")
+    }
+    reusable = {chunk_id for chunk_id, row in existing.items() if row["embedding_model"] == model}
+    to_embed = [chunk for chunk in planned if chunk.id not in reusable]
+    reused = [chunk for chunk in planned if chunk.id in reusable]
+    total = len(planned)
+    on_progress(len(reused), total)
+
+    document_rows = _sync_documents(source, documents)
+    with transaction.atomic():
+        for row in document_rows:
+            row.save()  # new documents need ids before their chunks' payloads are built
+
+    store = get_vector_store()
+    collection = collection_name(model)
+    done = len(reused)
+    embedded_vectors: dict[uuid.UUID, np.ndarray] = {}
+    prompt_tokens = 0
+    api_key = bot_profile_credentials(bot).get("api_key")
+    for start in range(0, len(to_embed), _embed_group_size()):
+        group = to_embed[start : start + _embed_group_size()]
+        embeddings = embed_texts([chunk.content for chunk in group], model=model, api_key=api_key)
+        prompt_tokens += embeddings.prompt_tokens
+        store.ensure_collection(collection, embeddings.dimensions)
+        store.upsert(
+            collection,
+            [
+                VectorPoint(chunk.id, vector, _payload(source, document_rows[chunk.document_index], chunk))
+                for chunk, vector in zip(group, embeddings.vectors, strict=True)
+            ],
+        )
+        embedded_vectors.update(zip((chunk.id for chunk in group), embeddings.vectors, strict=True))
+        done += len(group)
+        on_progress(done, total)
+
+    moved = [
+        chunk
+        for chunk in reused
+        if existing[chunk.id]["chunk_index"] != chunk.chunk_index
+        or existing[chunk.id]["document_id"] != document_rows[chunk.document_index].id
+    ]
+    _repair_and_move(source, collection, document_rows, reused, moved)
+
+    vanished = [chunk_id for chunk_id in existing if chunk_id not in planned_ids]
+    replaced = [chunk.id for chunk in to_embed if chunk.id in existing]  # embedded again under a new model
+    _commit_chunks(source, run_id, document_rows, to_embed, moved, [*vanished, *replaced], embedded_vectors, model)
+    # Only after the new state is committed: drop every point of the source that is no longer
+    # part of it — vanished chunks, leftovers of an interrupted run, a previous model's space.
+    for name in store.collections():
+        stale = sorted(
+            store.point_ids(name, tenant_id=source.tenant_id, source_ids=[source.id])
+            - ({str(chunk_id) for chunk_id in planned_ids} if name == collection else set())
+        )
+        store.delete_points(name, stale, tenant_id=source.tenant_id)
+    return IngestReport(
+        documents=len(document_rows),
+        chunks=total,
+        embedded=len(to_embed),
+        reused=len(reused),
+        removed=len(vanished),
+        prompt_tokens=prompt_tokens,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _embed_group_size() -> int:
+    # Several provider batches per Qdrant write and progress update (fewer, larger writes).
+    return settings.EMBEDDING_BATCH_SIZE * 4
+
+
+def _repair_and_move(
+    source: Source,
+    collection: str,
+    document_rows: Sequence[Document],
+    reused: Sequence[PlannedChunk],
+    moved: Sequence[PlannedChunk],
+) -> None:
+    """Re-upsert reused chunks from their stored vectors when their position changed, or when
+    the vector store has lost them (checked with one count). No embedding call either way."""
+    if not reused:
+        return
+    store = get_vector_store()
+    indexed = store.count(collection, tenant_id=source.tenant_id, source_ids=[source.id])
+    rewrite = list(reused) if indexed < len(reused) else list(moved)
+    if not rewrite:
+        return
+    vectors = {
+        row["id"]: vector_from_bytes(row["embedding"])
+        for row in Chunk.objects.filter(pk__in=[chunk.id for chunk in rewrite]).values("id", "embedding")
+    }
+    store.ensure_collection(collection, len(next(iter(vectors.values()))))
+    store.upsert(
+        collection,
+        [
+            VectorPoint(chunk.id, vectors[chunk.id], _payload(source, document_rows[chunk.document_index], chunk))
+            for chunk in rewrite
+        ],
+    )
+
+
+@transaction.atomic
+def _commit_chunks(
+    source: Source,
+    run_id: uuid.UUID,
+    document_rows: Sequence[Document],
+    embedded: Sequence[PlannedChunk],
+    moved: Sequence[PlannedChunk],
+    obsolete_ids: Sequence[uuid.UUID],
+    vectors: dict[uuid.UUID, np.ndarray],
+    model: str,
+) -> None:
+    locked = Source.objects.select_for_update().filter(pk=source.pk, ingest_run_id=run_id).first()
+    if locked is None:
+        raise StaleRunError(f"Source {source.pk} was taken over by another ingestion run.")
+    Document.objects.filter(source=source).exclude(pk__in=[row.id for row in document_rows]).delete()
+    for start in range(0, len(obsolete_ids), 500):
+        Chunk.objects.filter(source=source, pk__in=obsolete_ids[start : start + 500]).delete()
+    now = timezone.now()
+    Chunk.objects.bulk_create(
+        [
+            Chunk(
+                id=chunk.id,
+                tenant_id=source.tenant_id,
+                source=source,
+                document=document_rows[chunk.document_index],
+                chunk_index=chunk.chunk_index,
+                content=chunk.content,
+                content_hash=chunk.content_hash,
+                embedding_model=model,
+                embedding=vector_to_bytes(vectors[chunk.id]),
+                created_at=now,
+            )
+            for chunk in embedded
+        ],
+        batch_size=500,
+    )
+    Chunk.objects.bulk_update(
+        [
+            Chunk(
+                id=chunk.id,
+                tenant_id=source.tenant_id,
+                chunk_index=chunk.chunk_index,
+                document=document_rows[chunk.document_index],
+            )
+            for chunk in moved
+        ],
+        ["chunk_index", "document"],
+        batch_size=500,
+    )

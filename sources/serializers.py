@@ -1,0 +1,137 @@
+"""Input and output shapes for sources (api-contract.md, Sources)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from minirag.serializer_fields import StrictCharField
+from sources.models import Authority, RefreshSchedule, Source, SourceType
+from sources.selectors import aggregate_status
+from sources.services import source_secrets
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    """A source as the API shows it. Parents (batch groups, sitemaps, crawls) report their
+    children's aggregate status and counts; secrets in `config` appear only as `has_<name>`."""
+
+    tenant_id = serializers.UUIDField(read_only=True)
+    bot_profile_id = serializers.UUIDField(read_only=True)
+    parent_id = serializers.UUIDField(read_only=True, allow_null=True)
+    status = serializers.SerializerMethodField()
+    config = serializers.SerializerMethodField()
+    document_count = serializers.SerializerMethodField()
+    chunk_count = serializers.SerializerMethodField()
+    children_count = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Source
+        fields = [
+            "id",
+            "tenant_id",
+            "bot_profile_id",
+            "parent_id",
+            "name",
+            "description",
+            "source_type",
+            "status",
+            "config",
+            "document_count",
+            "chunk_count",
+            "error_message",
+            "is_active",
+            "refresh_schedule",
+            "last_refreshed_at",
+            "children_count",
+            "created_at",
+            "updated_at",
+            "authority",
+            "is_group",
+            "chunks_done",
+            "chunks_total",
+            "progress",
+            "next_refresh_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, source: Source) -> str:
+        return aggregate_status(source)
+
+    def get_config(self, source: Source) -> dict[str, Any]:
+        config = dict(source.config)
+        if source.config_secrets_ciphertext:
+            for key in source_secrets(source):
+                config[f"has_{key}"] = True
+        return config
+
+    def get_document_count(self, source: Source) -> int:
+        return source.document_count + int(getattr(source, "children_document_count", 0) or 0)
+
+    def get_chunk_count(self, source: Source) -> int:
+        return source.chunk_count + int(getattr(source, "children_chunk_count", 0) or 0)
+
+    def get_children_count(self, source: Source) -> int:
+        return int(getattr(source, "children_count", 0) or 0)
+
+    def get_progress(self, source: Source) -> float | None:
+        """Share of this source's chunks embedded and indexed in the current (or last) run."""
+        if not source.chunks_total:
+            return None
+        return round(source.chunks_done / source.chunks_total, 4)
+
+
+class _SourceFields(serializers.Serializer):
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, max_length=10_000, default="")
+    source_type = serializers.ChoiceField(choices=SourceType.choices)
+    config = serializers.JSONField(required=False, allow_null=True)
+    content = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+    refresh_schedule = serializers.ChoiceField(choices=RefreshSchedule.choices, required=False, allow_null=True)
+    authority = serializers.ChoiceField(choices=Authority.choices, required=False, default=Authority.INFORMATIONAL)
+
+
+class SourceCreateInputSerializer(_SourceFields):
+    bot_profile_id = serializers.UUIDField()
+    parent_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class SourceBatchInputSerializer(serializers.Serializer):
+    bot_profile_id = serializers.UUIDField()
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, max_length=10_000, default="")
+    source_type = serializers.ChoiceField(choices=SourceType.choices, required=False, default=SourceType.URL)
+    children = _SourceFields(many=True, allow_empty=False, max_length=1000)
+
+
+class SourceBatchOutputSerializer(serializers.Serializer):
+    parent = SourceSerializer()
+    children = SourceSerializer(many=True)
+
+
+class SourceUpdateInputSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=200, required=False)
+    description = StrictCharField(required=False, allow_blank=True, max_length=10_000)
+    config = serializers.JSONField(required=False, allow_null=True)
+    content = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    is_active = serializers.BooleanField(required=False)
+    refresh_schedule = serializers.ChoiceField(choices=RefreshSchedule.choices, required=False, allow_null=True)
+    authority = serializers.ChoiceField(choices=Authority.choices, required=False)
+
+
+class SourceUploadInputSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=False)
+    bot_profile_id = serializers.UUIDField()
+    name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    description = StrictCharField(required=False, allow_blank=True, max_length=10_000, default="")
+    parent_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class IngestAcceptedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="accepted")
+    message = serializers.CharField()
+
+
+class IngestChildrenAcceptedSerializer(IngestAcceptedSerializer):
+    enqueued = serializers.IntegerField()
