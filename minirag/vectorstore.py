@@ -11,6 +11,7 @@ delete takes the tenant explicitly and filters on it: a caller cannot forget it.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
@@ -26,6 +27,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
+
+logger = logging.getLogger(__name__)
 
 SERVER_TIMEOUT_SECONDS = 10
 UPSERT_BATCH_SIZE = 256
@@ -144,6 +147,8 @@ class VectorStore:
                     )
                     for field in INDEXED_PAYLOAD_FIELDS:
                         client.create_payload_index(name, field, field_schema=qm.PayloadSchemaType.KEYWORD)
+            if qdrant_mode() == "local":
+                _tune_local_storage(client, name)
         self._ready_collections.add(name)
 
     def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None:
@@ -245,6 +250,21 @@ class VectorStore:
             with self._access() as client:
                 client.delete(collection, points_selector=_tenant_filter(tenant_id, only_ids=batch), wait=True)
 
+    def present_ids(
+        self, collection: str, point_ids: Sequence[uuid.UUID | str], *, tenant_id: uuid.UUID | str
+    ) -> set[str]:
+        """Which of these points the collection holds for the tenant: lookups by id, so the cost
+        follows the number of ids asked about, not the size of the collection."""
+        if not point_ids or not self._exists(collection):
+            return set()
+        present: set[str] = set()
+        for start in range(0, len(point_ids), ID_BATCH_SIZE):
+            batch = [str(point_id) for point_id in point_ids[start : start + ID_BATCH_SIZE]]
+            with self._access() as client:
+                records = client.retrieve(collection, ids=batch, with_payload=["tenant_id"], with_vectors=False)
+            present.update(str(r.id) for r in records if (r.payload or {}).get("tenant_id") == str(tenant_id))
+        return present
+
     def point_ids(
         self, collection: str, *, tenant_id: uuid.UUID | str, source_ids: Sequence[uuid.UUID | str]
     ) -> set[str]:
@@ -278,6 +298,19 @@ class VectorStore:
             return True
         with self._access() as client:
             return client.collection_exists(collection)
+
+
+def _tune_local_storage(client: QdrantClient, collection: str) -> None:
+    """Local mode persists every point in its own SQLite transaction, with a full fsync each time
+    by default (about 1.3 ms a point). WAL with synchronous=NORMAL — what MiniRAG's own embedded
+    SQLite database uses — stays consistent through a crash of the process and is several times
+    faster. This reaches into qdrant-client's local internals, so any surprise leaves the defaults."""
+    try:
+        connection = client._client.collections[collection].storage.storage  # type: ignore[attr-defined]
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    except Exception:  # noqa: BLE001 - an optimisation only
+        logger.info("Could not tune local Qdrant storage for %s; keeping its defaults.", collection)
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,25 +158,38 @@ def index_documents(
 
     store = get_vector_store()
     collection = collection_name(model)
+    # A run that wrote vectors and then died leaves points the database does not know about;
+    # the flag, set before any write and cleared after cleanup, says the next run must look.
+    leftovers_possible = Source.objects.filter(pk=source.pk).values_list("index_dirty", flat=True).get()
+    if to_embed:
+        _mark_index_dirty(source, run_id, dirty=True)
     done = len(reused)
     embedded_vectors: dict[uuid.UUID, np.ndarray] = {}
     prompt_tokens = 0
     api_key = bot_profile_credentials(bot).get("api_key")
-    for start in range(0, len(to_embed), _embed_group_size()):
-        group = to_embed[start : start + _embed_group_size()]
-        embeddings = embed_texts([chunk.content for chunk in group], model=model, api_key=api_key)
-        prompt_tokens += embeddings.prompt_tokens
-        store.ensure_collection(collection, embeddings.dimensions)
-        store.upsert(
-            collection,
-            [
+    # Similar lengths in one batch pad less; the order of embedding does not matter. Each group is
+    # written to the vector store in the background while the next one is embedded.
+    by_length = sorted(to_embed, key=lambda chunk: len(chunk.content))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="minirag-upsert") as writer:
+        pending: Future[None] | None = None
+        for start in range(0, len(by_length), _embed_group_size()):
+            group = by_length[start : start + _embed_group_size()]
+            embeddings = embed_texts([chunk.content for chunk in group], model=model, api_key=api_key)
+            prompt_tokens += embeddings.prompt_tokens
+            store.ensure_collection(collection, embeddings.dimensions)
+            points = [
                 VectorPoint(chunk.id, vector, _payload(source, document_rows[chunk.document_index], chunk))
                 for chunk, vector in zip(group, embeddings.vectors, strict=True)
-            ],
-        )
-        embedded_vectors.update(zip((chunk.id for chunk in group), embeddings.vectors, strict=True))
-        done += len(group)
-        on_progress(done, total)
+            ]
+            embedded_vectors.update(zip((chunk.id for chunk in group), embeddings.vectors, strict=True))
+            if pending is not None:
+                pending.result()  # one write in flight at a time; its errors surface here
+                on_progress(done, total)
+            pending = writer.submit(store.upsert, collection, points)
+            done += len(group)
+        if pending is not None:
+            pending.result()
+            on_progress(done, total)
 
     moved = [
         chunk
@@ -183,19 +197,21 @@ def index_documents(
         if existing[chunk.id]["chunk_index"] != chunk.chunk_index
         or existing[chunk.id]["document_id"] != document_rows[chunk.document_index].id
     ]
+    # Writes only points the database already knows: no leftovers possible if it is interrupted.
     _repair_and_move(source, collection, document_rows, reused, moved)
 
     vanished = [chunk_id for chunk_id in existing if chunk_id not in planned_ids]
     replaced = [chunk.id for chunk in to_embed if chunk.id in existing]  # embedded again under a new model
     _commit_chunks(source, run_id, document_rows, to_embed, moved, [*vanished, *replaced], embedded_vectors, model)
-    # Only after the new state is committed: drop every point of the source that is no longer
-    # part of it — vanished chunks, leftovers of an interrupted run, a previous model's space.
-    for name in store.collections():
-        stale = sorted(
-            store.point_ids(name, tenant_id=source.tenant_id, source_ids=[source.id])
-            - ({str(chunk_id) for chunk_id in planned_ids} if name == collection else set())
-        )
-        store.delete_points(name, stale, tenant_id=source.tenant_id)
+    # Only after the new state is committed: drop what is no longer part of the source.
+    if leftovers_possible:
+        _delete_unplanned_points(source, collection, planned_ids)
+    else:
+        store.delete_points(collection, [str(chunk_id) for chunk_id in vanished], tenant_id=source.tenant_id)
+        for old_model in {row["embedding_model"] for row in existing.values()} - {model}:
+            old_ids = [str(chunk_id) for chunk_id, row in existing.items() if row["embedding_model"] == old_model]
+            store.delete_points(collection_name(old_model), old_ids, tenant_id=source.tenant_id)
+    _mark_index_dirty(source, run_id, dirty=False)
     return IngestReport(
         documents=len(document_rows),
         chunks=total,
@@ -205,6 +221,20 @@ def index_documents(
         prompt_tokens=prompt_tokens,
         seconds=time.perf_counter() - started,
     )
+
+
+def _mark_index_dirty(source: Source, run_id: uuid.UUID, *, dirty: bool) -> None:
+    Source.objects.filter(pk=source.pk, ingest_run_id=run_id).update(index_dirty=dirty)
+
+
+def _delete_unplanned_points(source: Source, collection: str, planned_ids: set[uuid.UUID]) -> None:
+    """Every point of the source, in every collection, that is not a planned chunk of this one
+    (a full scan: used after an interrupted run, whose leftovers the database cannot list)."""
+    store = get_vector_store()
+    keep = {str(chunk_id) for chunk_id in planned_ids}
+    for name in store.collections():
+        found = store.point_ids(name, tenant_id=source.tenant_id, source_ids=[source.id])
+        store.delete_points(name, sorted(found - keep if name == collection else found), tenant_id=source.tenant_id)
 
 
 def _embed_group_size() -> int:
@@ -220,17 +250,19 @@ def _repair_and_move(
     moved: Sequence[PlannedChunk],
 ) -> None:
     """Re-upsert reused chunks from their stored vectors when their position changed, or when
-    the vector store has lost them (checked with one count). No embedding call either way."""
+    the vector store has lost them (looked up by id). No embedding call either way."""
     if not reused:
         return
     store = get_vector_store()
-    indexed = store.count(collection, tenant_id=source.tenant_id, source_ids=[source.id])
-    rewrite = list(reused) if indexed < len(reused) else list(moved)
+    present = store.present_ids(collection, [chunk.id for chunk in reused], tenant_id=source.tenant_id)
+    moved_ids = {chunk.id for chunk in moved}
+    rewrite = [chunk for chunk in reused if chunk.id in moved_ids or str(chunk.id) not in present]
     if not rewrite:
         return
+    wanted = {chunk.id for chunk in rewrite}
+    rows = Chunk.objects.filter(source=source) if len(wanted) > 500 else Chunk.objects.filter(pk__in=wanted)
     vectors = {
-        row["id"]: vector_from_bytes(row["embedding"])
-        for row in Chunk.objects.filter(pk__in=[chunk.id for chunk in rewrite]).values("id", "embedding")
+        row["id"]: vector_from_bytes(row["embedding"]) for row in rows.values("id", "embedding") if row["id"] in wanted
     }
     store.ensure_collection(collection, len(next(iter(vectors.values()))))
     store.upsert(

@@ -85,6 +85,9 @@ class Source(TenantOwnedModel):
     ingest_attempt = models.PositiveSmallIntegerField(default=0, editable=False)
     queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # True from a run's first vector write until its cleanup: if still set when the next run
+    # starts, the previous one died in between and may have left points to sweep.
+    index_dirty = models.BooleanField(default=False, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

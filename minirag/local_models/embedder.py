@@ -188,8 +188,7 @@ class MiniLMEmbedder:
         # Sorting by length makes every batch hold texts of similar length, so little compute goes to padding;
         # the results are written back at each text's original index.
         order = sorted(range(len(texts)), key=counts.__getitem__)
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in _length_banded_batches(order, counts, batch_size):
             out[indices] = self._run([encoded[i] for i in indices])
         return out, counts
 
@@ -229,6 +228,31 @@ class MiniLMEmbedder:
         # Clamping the norm (F.normalize's eps) keeps a degenerate all-zero row finite instead of NaN.
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+# A batch closes early once its longest text would be this much longer than its shortest (the work of a batch
+# grows with its padded width), but never below MIN_BANDED_BATCH texts: tiny batches cost more than padding.
+PADDING_TOLERANCE = 0.15
+MIN_BANDED_BATCH = 4
+
+
+def _length_banded_batches(order: list[int], counts: list[int], batch_size: int) -> list[list[int]]:
+    """Split `order` (indices sorted by token count) into batches of at most `batch_size` whose lengths stay
+    within PADDING_TOLERANCE of each other. With few texts of spread-out lengths (one small document) this saves
+    most of the padding that one batch of everything would carry; with many texts it changes little."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        if current and (
+            len(current) >= batch_size
+            or (len(current) >= MIN_BANDED_BATCH and counts[index] > counts[current[0]] * (1 + PADDING_TOLERANCE))
+        ):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _checked_texts(texts: Sequence[str]) -> list[str]:

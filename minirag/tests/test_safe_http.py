@@ -1,8 +1,8 @@
-"""minirag/safe_http.py: the SSRF guard and the fetch contract, against real HTTP servers on loopback.
+"""minirag/safe_http: the SSRF guard and the fetch contract, against real HTTP servers on loopback.
 
 No network is needed. Servers run in threads on 127.0.0.1 and 127.0.0.2 (all of 127/8 is loopback on Linux),
 one of them speaking TLS with a certificate for the made-up host "site.test"; DNS answers are faked by replacing
-`safe_http._resolve`, the module's one resolver. The test settings allow private networks so that other suites
+`destinations.resolve`, the guard's one resolver. The test settings allow private networks so that other suites
 can fetch from loopback; every SSRF test here turns that back off (`guard`).
 """
 
@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.core.exceptions import ImproperlyConfigured
 
-from minirag import safe_http
 from minirag.safe_http import (
     BlockedDestinationError,
     FetchError,
@@ -46,8 +45,10 @@ from minirag.safe_http import (
     UnsupportedContentTypeError,
     afetch,
     check_url,
+    destinations,
     fetch,
     is_public_address,
+    transport,
 )
 
 PAGE = "<html><body>héllo, wörld</body></html>".encode()
@@ -314,7 +315,7 @@ def guard(settings: Any) -> None:
 
 
 class FakeDNS:
-    """Stands in for `safe_http._resolve`. Each name answers its lists in turn (the last one repeats); IP
+    """Stands in for `destinations.resolve`. Each name answers its lists in turn (the last one repeats); IP
     literals resolve for real (no DNS involved); unknown names do not resolve."""
 
     def __init__(self, real: Callable[[str, int], list[str]]) -> None:
@@ -339,8 +340,8 @@ class FakeDNS:
 
 @pytest.fixture
 def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
-    fake = FakeDNS(safe_http._resolve)
-    monkeypatch.setattr(safe_http, "_resolve", fake)
+    fake = FakeDNS(destinations.resolve)
+    monkeypatch.setattr(destinations, "resolve", fake)
     return fake
 
 
@@ -366,7 +367,7 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 @pytest.fixture
 def trusted_tls(monkeypatch: pytest.MonkeyPatch, srv: Servers) -> None:
     """Make fetch trust the test CA (instead of the certifi bundle)."""
-    monkeypatch.setattr(safe_http, "_ssl_context", lambda: srv.client_tls)
+    monkeypatch.setattr(transport, "ssl_context", lambda: srv.client_tls)
 
 
 # --- URL form -----------------------------------------------------------------------------------------------
@@ -997,7 +998,7 @@ def test_async_does_not_block_the_event_loop_and_bounds_dns(srv: Servers, monkey
         release.wait(0.3 if host == "127.0.0.1" else 5)  # a slow DNS server; the second one never answers in time
         return ["127.0.0.1"]
 
-    monkeypatch.setattr(safe_http, "_resolve", slow_resolver)
+    monkeypatch.setattr(destinations, "resolve", slow_resolver)
     ticks = 0
 
     async def ticker() -> None:
