@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.test import AsyncClient
 from django_eventstream import views as eventstream_views
 
@@ -36,6 +37,8 @@ def _fresh_listener_manager() -> Iterator[None]:
     eventstream_views.listener_manager = manager
     yield
     eventstream_views.listener_manager = original
+    # The stream's database work ran in asgiref's shared worker thread; close its connection there.
+    asyncio.run(sync_to_async(connections.close_all)())
 
 
 def auth(world: TenantWorld, who: str) -> dict[str, str]:
