@@ -11,27 +11,44 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 
 import numpy as np
 from django.conf import settings
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported anywhere
-
-import litellm
-
-from minirag.local_models.provider import ensure_registered
-
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-
-_TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    litellm.exceptions.RateLimitError,
-    litellm.exceptions.APIConnectionError,
-    litellm.exceptions.Timeout,
-    litellm.exceptions.ServiceUnavailableError,
-    litellm.exceptions.InternalServerError,
-)
 EMBEDDING_TIMEOUT_SECONDS = 60
+
+
+@cache
+def _litellm() -> ModuleType:
+    """LiteLLM, imported on the first model call: the import takes 2-3 s, which no web request,
+    management command or task hand-off should pay for a model it does not call."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # or the import downloads a price list
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def _ready_litellm() -> ModuleType:
+    from minirag.local_models.provider import ensure_registered
+
+    litellm = _litellm()
+    ensure_registered()
+    return litellm
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    exceptions = _litellm().exceptions
+    return (
+        exceptions.RateLimitError,
+        exceptions.APIConnectionError,
+        exceptions.Timeout,
+        exceptions.ServiceUnavailableError,
+        exceptions.InternalServerError,
+    )
 
 
 class ModelError(Exception):
@@ -54,7 +71,7 @@ class Embeddings:
 
 
 def _model_error(exc: Exception, model: str) -> ModelError:
-    transient = isinstance(exc, _TRANSIENT_ERRORS)
+    transient = isinstance(exc, _transient_errors())
     reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return ModelError(f"The model {model} failed: {reason}"[:1000], transient=transient)
 
@@ -73,7 +90,7 @@ def embed_texts(
     on_batch: Callable[[int], None] | None = None,
 ) -> Embeddings:
     """Embed `texts` in batches; `on_batch(n)` is called after each batch with its size."""
-    ensure_registered()
+    litellm = _ready_litellm()
     batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
     parts: list[np.ndarray] = []
     prompt_tokens = 0

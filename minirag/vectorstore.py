@@ -11,6 +11,7 @@ delete takes the tenant explicitly and filters on it: a caller cannot forget it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import threading
@@ -61,8 +62,10 @@ def _drop_client_on_settings_change(*, setting: str, **kwargs: Any) -> None:
         close_vector_store()
 
 
+@atexit.register
 def close_vector_store() -> None:
-    """Release the client (local mode holds a lock on its directory until closed)."""
+    """Release the client (local mode holds a lock on its directory until closed). Also runs at
+    interpreter exit, while closing still works."""
     if get_qdrant_client.cache_info().currsize:
         get_qdrant_client().close()
     get_qdrant_client.cache_clear()

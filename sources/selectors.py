@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from minirag.lookups import get_by_id_or_404, parse_uuid
+from minirag.lookups import get_by_id_or_404
 from sources.models import IN_FLIGHT_STATUSES, Source, SourceStatus
 from tenants.models import Tenant
 
@@ -80,10 +80,3 @@ def source_counts(tenant: Tenant) -> dict[str, Any]:
         "sources": {"total": sum(by_status.values()), "by_status": by_status},
         "chunks": sources.aggregate(total=Coalesce(Sum("chunk_count"), 0))["total"],
     }
-
-
-def parse_optional_uuid(value: Any) -> Any:
-    """A filter value from a query string: None when absent, the UUID, or `False` if malformed."""
-    if value in (None, ""):
-        return None
-    return parse_uuid(value) or False

@@ -116,6 +116,10 @@ class Command(BaseCommand):
         self.stdout.write("  Try:")
         self.stdout.write(f"    curl -s {base}/v1/bot-profiles -H 'Authorization: Bearer {stored['api_token']}'")
         self.stdout.write(f"  (credentials kept in {Path(settings.DATA_DIR) / 'demo-credentials.json'})")
+        if settings.TASKS_IN_PROCESS:
+            self.stdout.write(
+                "  Background work runs in this process. With REDIS_URL set, run `make worker` and `make beat`."
+            )
         self.stdout.write(line)
 
 
