@@ -34,8 +34,7 @@ class BotProfileViewSet(TenantViewSet):
 
     @extend_schema(responses={200: BotProfileSerializer(many=True), **ERROR_RESPONSES})
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(BotProfileSerializer(page, many=True).data)
+        return self.paginated(self.get_queryset())
 
     @extend_schema(responses={200: BotProfileSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -115,8 +115,7 @@ class SourceViewSet(TenantViewSet):
 
     @extend_schema(parameters=LIST_FILTERS, responses={200: SourceSerializer(many=True), **ERROR_RESPONSES})
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(SourceSerializer(page, many=True).data)
+        return self.paginated(self.get_queryset())
 
     @extend_schema(responses={200: SourceSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -186,8 +185,7 @@ class SourceViewSet(TenantViewSet):
     @action(detail=True, methods=["get"])
     def children(self, request: Request, pk: str) -> Response:
         parent = self.get_object()
-        page = self.paginate_queryset(selectors.source_children(tenant=self.tenant, parent=parent))
-        return self.get_paginated_response(SourceSerializer(page, many=True).data)
+        return self.paginated(selectors.source_children(tenant=self.tenant, parent=parent))
 
     @extend_schema(request=None, responses={202: IngestAcceptedSerializer, **ERROR_RESPONSES})
     @action(detail=True, methods=["post"])

@@ -128,8 +128,7 @@ class UserViewSet(TenantViewSet):
 
     @extend_schema(responses={200: UserSerializer(many=True), **ERROR_RESPONSES})
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(UserSerializer(page, many=True).data)
+        return self.paginated(self.get_queryset())
 
     @extend_schema(responses={200: UserSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -170,8 +169,7 @@ class ApiTokenViewSet(TenantViewSet):
 
     @extend_schema(responses={200: ApiTokenSerializer(many=True), **ERROR_RESPONSES})
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ApiTokenSerializer(page, many=True).data)
+        return self.paginated(self.get_queryset())
 
     @extend_schema(responses={200: ApiTokenSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, pk: str) -> Response:
