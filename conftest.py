@@ -10,14 +10,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from bots.models import BotProfile
 from bots.tests.factories import BotProfileFactory
+from chat import turns
+from chat.services import prepare_turn
 from minirag.vectorstore import close_vector_store
 from sources.models import Source
 from sources.services import source_create, source_ingest_request, source_upload
+from tenants.authentication import Principal
 from tenants.models import ApiToken, Role, Tenant, User
 from tenants.tenancy import current_scope, tenant_scope
 from tenants.tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, make_token
@@ -79,6 +83,11 @@ def build_world(slug: str) -> TenantWorld:
             uploaded=SimpleUploadedFile(f"{slug}-notes.md", f"# {slug} notes\n\nShipping is free.".encode()),
         )
         world.text_source.refresh_from_db()
+    owner_principal = Principal(tenant=tenant, user=owner, method="api_token", api_token=world.token_rows["owner"])
+    for question in (f"How long do refunds at {slug} take?", "What is the airspeed velocity of an unladen swallow?"):
+        with tenant_scope(tenant):
+            turn = prepare_turn(principal=owner_principal, bot_profile_id=bot.pk, message=question)
+        async_to_sync(turns.answer)(turn)  # the second one is refused: it records an unanswered question
     return world
 
 
@@ -119,15 +128,25 @@ class Page:
 
 
 class LocalSite:
-    """An HTTP server on loopback serving `pages` (path → Page); records every request path."""
+    """An HTTP server on loopback serving `pages` (path → Page) to GET and POST; records every
+    request's path (`requests`) and method, headers and body (`calls`)."""
 
     def __init__(self) -> None:
         self.pages: dict[str, Page] = {}
         self.requests: list[str] = []
+        self.calls: list[dict[str, Any]] = []
         site = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.do_GET()
+
             def do_GET(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                site.calls.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 site.requests.append(self.path)
                 page = site.pages.get(self.path) or Page(b"not found", "text/plain", 404)
                 self.send_response(page.status)

@@ -8,11 +8,14 @@ failures become `ModelError`s that say whether trying again can help.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -111,3 +114,126 @@ def embed_texts(
     if not parts:
         return Embeddings(vectors=np.zeros((0, 0), dtype=np.float32), prompt_tokens=0)
     return Embeddings(vectors=_normalized(np.vstack(parts)), prompt_tokens=prompt_tokens)
+
+
+# --- Completions ------------------------------------------------------------------------------
+
+Messages = list[dict[str, str]]
+RETRY_PAUSE_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _completion_kwargs(
+    model: str, messages: Messages, temperature: float, max_tokens: int, api_key: str | None
+) -> dict[str, object]:
+    return {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "api_key": api_key or None,
+        "timeout": settings.LLM_TIMEOUT_SECONDS,
+        # Parameters a provider does not take are dropped rather than failing the turn.
+        "drop_params": True,
+    }
+
+
+async def _with_one_retry(call: Callable[[], object], model: str) -> object:
+    """`await call()`, once more after a short pause if the first failure is transient."""
+    for attempt in (1, 2):
+        try:
+            return await call()  # type: ignore[misc]
+        except Exception as exc:
+            error = _model_error(exc, model)
+            if not error.transient or attempt == 2:
+                raise error from exc
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+    raise AssertionError("unreachable")
+
+
+async def acomplete(
+    *, model: str, messages: Messages, temperature: float, max_tokens: int, api_key: str | None = None
+) -> Completion:
+    """One whole answer."""
+    litellm = await asyncio.to_thread(_ready_litellm)  # the first import must not stall the event loop
+    kwargs = _completion_kwargs(model, messages, temperature, max_tokens, api_key)
+    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model)
+    usage = getattr(response, "usage", None)
+    return Completion(
+        text=response.choices[0].message.content or "",  # type: ignore[attr-defined]
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+class CompletionStream:
+    """An answer as it is generated: `async for delta in stream` yields text; afterwards
+    `prompt_tokens` and `completion_tokens` are set (from the provider, or counted)."""
+
+    def __init__(self, response: Any, model: str, messages: Messages) -> None:
+        self._response = response
+        self._model = model
+        self._messages = messages
+        self._chunks: list[Any] = []
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._deltas()
+
+    async def _deltas(self) -> AsyncIterator[str]:
+        iterator = aiter(self._response)
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(iterator), settings.LLM_STREAM_IDLE_SECONDS)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:
+                raise ModelError(
+                    f"The model {self._model} went silent for {settings.LLM_STREAM_IDLE_SECONDS:g} s mid-answer.",
+                    transient=True,
+                ) from exc
+            except Exception as exc:
+                raise _model_error(exc, self._model) from exc
+            self._chunks.append(chunk)
+            choices = getattr(chunk, "choices", None) or []
+            delta = getattr(choices[0], "delta", None) if choices else None
+            text = getattr(delta, "content", None) if delta is not None else None
+            if text:
+                yield text
+        self._count_usage()
+
+    def _count_usage(self) -> None:
+        litellm = _litellm()
+        usage = next((c.usage for c in reversed(self._chunks) if getattr(c, "usage", None)), None)
+        if usage is None and self._chunks:
+            built = litellm.stream_chunk_builder(self._chunks, messages=self._messages)
+            usage = getattr(built, "usage", None)
+        self.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        self.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+
+    async def aclose(self) -> None:
+        """Stop generating (the visitor left): providers stop billing once the stream is closed."""
+        close = getattr(self._response, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def astream(
+    *, model: str, messages: Messages, temperature: float, max_tokens: int, api_key: str | None = None
+) -> CompletionStream:
+    """Start a streamed answer. Opening the stream is retried once on a transient failure;
+    a failure after the first delta is raised as it happens (nothing can be taken back)."""
+    litellm = await asyncio.to_thread(_ready_litellm)
+    kwargs = _completion_kwargs(model, messages, temperature, max_tokens, api_key)
+    kwargs["stream"] = True
+    kwargs["stream_options"] = {"include_usage": True}
+    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model)
+    return CompletionStream(response, model, messages)

@@ -280,6 +280,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("MINIRAG_NUM_PROXIES", default=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # `?format=` is an API parameter here (exports: json or csv), not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -300,6 +302,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HealthStatusEnum": ["ok", "degraded"],
         "ComponentStatusEnum": ["ok", "error"],
+        "UserRoleEnum": "tenants.models.Role",
+        "MessageRoleEnum": "chat.models.Message.Role",
     },
 }
 
@@ -314,6 +318,14 @@ DEFAULT_EMBEDDING_MODEL: str = env.str(
     "MINIRAG_DEFAULT_EMBEDDING_MODEL",
     default="text-embedding-3-small" if _HAS_OPENAI_KEY else "local/minilm",
 )
+# Timeouts of a model call: the whole answer, and the longest silence inside a streamed one.
+LLM_TIMEOUT_SECONDS: float = env.float("MINIRAG_LLM_TIMEOUT_SECONDS", default=120.0)
+LLM_STREAM_IDLE_SECONDS: float = env.float("MINIRAG_LLM_STREAM_IDLE_SECONDS", default=60.0)
+# Characters of retrieved context put in a prompt (the best-ranked chunks first).
+MAX_CONTEXT_CHARS: int = env.int("MINIRAG_MAX_CONTEXT_CHARS", default=12_000)
+# Prices per million tokens for models LiteLLM's price list lacks, as JSON:
+# {"ollama/llama3": [0, 0], "my-model": [0.5, 1.5]}  (prompt, completion).
+MODEL_PRICES: dict[str, list[float]] = env.json("MINIRAG_MODEL_PRICES", default={})
 # LiteLLM otherwise downloads its price list at import time.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

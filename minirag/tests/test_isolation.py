@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.isolation]
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 # Path parameters whose model cannot be read off the view (add nested routes' kwargs here).
-KWARG_MODELS: dict[str, str] = {}
+KWARG_MODELS: dict[str, str] = {"message_id": "chat.Message"}
 
 
 @dataclass(frozen=True)
@@ -151,19 +151,14 @@ def b_clients(beta: TenantWorld) -> dict[str, APIClient]:
 def test_the_suite_sees_the_routes_it_must_cover() -> None:
     names = {route.name for route in v1_routes()}
     expected = {
-        "tenant-bootstrap",
-        "tenant-me",
-        "auth-login",
-        "auth-me",
-        "user-list",
-        "user-detail",
-        "api-token-list",
-        "api-token-detail",
-        "bot-profile-list",
-        "bot-profile-detail",
-        "system-health",
-        "system-health-detailed",
-    }
+        "tenant-bootstrap", "tenant-me", "auth-login", "auth-me", "user-list", "user-detail", "api-token-list",
+        "api-token-detail", "bot-profile-list", "bot-profile-detail", "system-health", "system-health-detailed",
+        "source-list", "source-detail", "source-batch", "source-upload", "source-children", "source-ingest",
+        "source-ingest-children", "source-events", "source-tenant-events", "chat", "chat-bulk-export",
+        "chat-detail", "chat-messages", "chat-feedback", "chat-export", "stats-pricing", "stats-overview",
+        "stats-usage", "stats-usage-by-bot", "stats-usage-by-model", "stats-cost-estimate", "stats-feedback",
+        "stats-feedback-trend", "stats-unanswered",
+    }  # fmt: skip
     assert expected <= names
     unnamed = [route.template for route in v1_routes() if not route.name]
     assert not unnamed, f"Name these /v1 routes so the isolation suite can build their URLs: {unnamed}"

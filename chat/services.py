@@ -1,0 +1,197 @@
+"""Writes of a chat turn. The user's message is committed before any model is called, so a
+failing model never loses it; the answer, its usage and the chat's counters are then written in
+one transaction."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bots.models import BotProfile
+from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
+from chat.retrieval import RetrievedChunk
+from chat.selectors import chat_get_for, recent_history
+from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
+from minirag.pricing import cost_usd
+from tenants.authentication import Principal
+from tenants.tenancy import tenant_scope
+
+TITLE_LENGTH = 80
+CITATION_PREVIEW_CHARS = 200
+
+
+@dataclass
+class PreparedTurn:
+    """Everything the asynchronous part of a turn needs, read while the request held a scope."""
+
+    tenant_id: uuid.UUID
+    bot: BotProfile
+    chat_id: uuid.UUID
+    user_message_id: uuid.UUID
+    question: str
+    history: list[dict[str, str]]
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed_ms(self) -> int:
+        return round((time.perf_counter() - self.started) * 1000)
+
+
+def _title(message: str) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+
+
+@transaction.atomic
+def prepare_turn(
+    *,
+    principal: Principal,
+    bot_profile_id: uuid.UUID,
+    message: str,
+    chat_id: uuid.UUID | None = None,
+    visitor_id: str = "",
+) -> PreparedTurn:
+    """Check who may chat with which bot in which chat, store the user's message, read history."""
+    tenant = principal.tenant
+    bot = BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True).first()
+    if bot is None:
+        raise NotFoundError("Bot profile not found.")
+    if principal.is_bot_token and bot.pk != principal.bot_profile_id:
+        raise ForbiddenError("This token can only chat with its own bot.")
+    if chat_id is not None:
+        chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id)
+        if chat.bot_profile_id != bot.pk:
+            raise InvalidInputError.for_field("chat_id", "This chat belongs to another bot.")
+    else:
+        chat = Chat.objects.create(
+            tenant=tenant,
+            bot_profile=bot,
+            title=_title(message),
+            started_by_user=None if principal.is_bot_token else principal.user,
+            started_by_token=principal.api_token if principal.is_bot_token else None,
+            visitor_id=visitor_id,
+        )
+    history = recent_history(chat=chat, turns=bot.history_turns)
+    user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
+    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    return PreparedTurn(
+        tenant_id=tenant.pk,
+        bot=bot,
+        chat_id=chat.pk,
+        user_message_id=user_message.pk,
+        question=message,
+        history=history,
+    )
+
+
+def citation(chunk: RetrievedChunk) -> dict[str, Any]:
+    """A source as the API shows it (`chunk_id`, `content` preview, `score`, `source_id` + more)."""
+    return {
+        "chunk_id": chunk.chunk_id,
+        "content": chunk.content[:CITATION_PREVIEW_CHARS],
+        "score": round(chunk.score, 4),
+        "source_id": chunk.source_id,
+        "source_name": chunk.source_name,
+        "title": chunk.title,
+        "url": chunk.url,
+        "authority": chunk.authority,
+    }
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    content: str
+    outcome: str  # Message.Outcome
+    model: str
+    chunks: Sequence[RetrievedChunk] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_ms: int | None = None
+    streamed: bool = False
+    best_score: float | None = None
+
+
+def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
+    """The assistant's message, its usage (with its cost at today's price) and the chat's
+    counters, in one transaction; a refusal also lands on the unanswered-questions list."""
+    with tenant_scope(turn.tenant_id), transaction.atomic():
+        message = Message.objects.create(
+            tenant_id=turn.tenant_id,
+            chat_id=turn.chat_id,
+            role=Message.Role.ASSISTANT,
+            content=answer.content,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            outcome=answer.outcome,
+            model=answer.model,
+            chunk_ids=[chunk.chunk_id for chunk in answer.chunks],
+            sources=[citation(chunk) for chunk in answer.chunks],
+        )
+        UsageEvent.objects.create(
+            tenant_id=turn.tenant_id,
+            bot_profile=turn.bot,
+            chat_id=turn.chat_id,
+            message=message,
+            model=answer.model,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            cost_usd=cost_usd(answer.model, answer.prompt_tokens, answer.completion_tokens),
+            time_to_first_token_ms=answer.time_to_first_token_ms,
+            duration_ms=turn.elapsed_ms(),
+            streamed=answer.streamed,
+            outcome=answer.outcome,
+        )
+        Chat.objects.filter(pk=turn.chat_id).update(
+            message_count=F("message_count") + 1,
+            total_prompt_tokens=F("total_prompt_tokens") + answer.prompt_tokens,
+            total_completion_tokens=F("total_completion_tokens") + answer.completion_tokens,
+            updated_at=timezone.now(),
+        )
+        if answer.outcome == Message.Outcome.REFUSED:
+            UnansweredQuestion.objects.create(
+                tenant_id=turn.tenant_id,
+                bot_profile=turn.bot,
+                chat_id=turn.chat_id,
+                message_id=turn.user_message_id,
+                question=turn.question,
+                normalized_question=normalize_question(turn.question),
+                best_score=answer.best_score,
+            )
+    return message
+
+
+def record_failure(turn: PreparedTurn, *, model: str, error: str, streamed: bool) -> None:
+    """A turn whose model call failed: the user's message stays; the failure is counted."""
+    with tenant_scope(turn.tenant_id):
+        UsageEvent.objects.create(
+            tenant_id=turn.tenant_id,
+            bot_profile=turn.bot,
+            chat_id=turn.chat_id,
+            model=model,
+            duration_ms=turn.elapsed_ms(),
+            streamed=streamed,
+            outcome=UsageEvent.Outcome.ERROR,
+            error=error[:2000],
+        )
+
+
+def normalize_question(question: str) -> str:
+    """Lowercased, punctuation at the ends dropped, whitespace folded: how questions are grouped."""
+    folded = " ".join(question.lower().split())
+    return re.sub(r"^[\W_]+|[\W_]+$", "", folded)[:500]
+
+
+@transaction.atomic
+def message_set_feedback(*, message: Message, feedback: str | None) -> Message:
+    if message.role != Message.Role.ASSISTANT:
+        raise InvalidInputError.for_field("feedback", "Only assistant messages can be rated.")
+    message.feedback = feedback
+    message.save(update_fields=["feedback"])
+    return message

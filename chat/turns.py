@@ -1,0 +1,291 @@
+"""A chat turn after its user message is stored: retrieve, refuse or answer, record.
+
+Grounded or silent: when nothing passes the bot's similarity floor the bot's refusal message is
+the answer, no model is called, and the question joins the unanswered list. Otherwise the model
+answers from the numbered context and cites it.
+
+`answer()` returns the whole turn (non-streaming). `stream()` yields the v1 server-sent events:
+`sources` once, `delta` for each piece of text, then `done` after the message is stored — or
+`error` with a readable reason. A streamed answer interrupted by the client is stored as far as
+it got; a model failure never loses the user's message (it was stored before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from chat.models import Message
+from chat.prompting import build_messages, context_items
+from chat.retrieval import Retrieval, RetrievedChunk, retrieve
+from chat.services import AnswerRecord, PreparedTurn, citation, record_answer, record_failure
+from minirag.errors import ApplicationError
+from minirag.model_gateway import ModelError, acomplete, astream
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+
+
+class ModelUnavailableError(ApplicationError):
+    """The model provider failed in a way that may pass (rate limit, outage, timeout): 503."""
+
+    status_code = 503
+
+
+class ModelFailedError(ApplicationError):
+    """The model provider refused the request (bad key, unknown model, bad request): 502."""
+
+    status_code = 502
+
+
+def _as_api_error(error: ModelError) -> ApplicationError:
+    if error.transient:
+        return ModelUnavailableError(f"The model is unavailable right now; please try again. ({error.message})")
+    return ModelFailedError(f"The model could not answer. ({error.message})")
+
+
+def _usage(model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _grounding(turn: PreparedTurn, retrieval: Retrieval) -> tuple[list[RetrievedChunk], list[dict[str, str]]]:
+    """The chunks the prompt will hold (within the context budget), and the prompt."""
+    items = context_items(retrieval.chunks)
+    used = retrieval.chunks[: len(items)]
+    messages = build_messages(
+        system_prompt=turn.bot.system_prompt, items=items, history=turn.history, question=turn.question
+    )
+    return used, messages
+
+
+def _refusal(turn: PreparedTurn, retrieval: Retrieval, streamed: bool) -> AnswerRecord:
+    return AnswerRecord(
+        content=turn.bot.refusal_message,
+        outcome=Message.Outcome.REFUSED,
+        model=turn.bot.model,
+        streamed=streamed,
+        best_score=retrieval.best_local_score,
+    )
+
+
+async def _retrieve(turn: PreparedTurn, *, streamed: bool) -> Retrieval:
+    try:
+        return await retrieve(tenant_id=turn.tenant_id, bot=turn.bot, question=turn.question)
+    except ModelError as error:  # the embedding model failed
+        await sync_to_async(record_failure)(
+            turn, model=turn.bot.embedding_model, error=error.message, streamed=streamed
+        )
+        raise
+
+
+def _response(turn: PreparedTurn, message: Message, chunks: list[RetrievedChunk]) -> dict[str, Any]:
+    from chat.serializers import MessageSerializer
+
+    return {
+        "chat_id": str(turn.chat_id),
+        "message": MessageSerializer(message).data,
+        "sources": [citation(chunk) for chunk in chunks],
+        "usage": _usage(message.model, message.prompt_tokens, message.completion_tokens),
+    }
+
+
+async def answer(turn: PreparedTurn) -> dict[str, Any]:
+    """The whole turn; raises ModelUnavailableError (503) or ModelFailedError (502)."""
+    try:
+        retrieval = await _retrieve(turn, streamed=False)
+    except ModelError as error:
+        raise _as_api_error(error) from error
+    if not retrieval.chunks:
+        message = await sync_to_async(record_answer)(turn, _refusal(turn, retrieval, streamed=False))
+        return _response(turn, message, [])
+    used, prompt = _grounding(turn, retrieval)
+    bot = turn.bot
+    try:
+        completion = await acomplete(
+            model=bot.model,
+            messages=prompt,
+            temperature=bot.temperature,
+            max_tokens=bot.max_tokens,
+            api_key=await sync_to_async(_bot_api_key)(bot),
+        )
+    except ModelError as error:
+        await sync_to_async(record_failure)(turn, model=bot.model, error=error.message, streamed=False)
+        raise _as_api_error(error) from error
+    record = AnswerRecord(
+        content=completion.text,
+        outcome=Message.Outcome.ANSWERED,
+        model=bot.model,
+        chunks=used,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        best_score=retrieval.best_local_score,
+    )
+    message = await sync_to_async(record_answer)(turn, record)
+    return _response(turn, message, used)
+
+
+def _bot_api_key(bot: Any) -> str | None:
+    from bots.services import bot_profile_credentials
+
+    return bot_profile_credentials(bot).get("api_key")
+
+
+# --- Streaming --------------------------------------------------------------------------------
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    """One event, exactly `event: <name>\\ndata: <one-line JSON>\\n\\n`."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(', ', ': '))}\n\n"
+
+
+HEARTBEAT = ": keep-alive\n\n"
+
+
+async def _with_heartbeats(deltas: AsyncIterator[str], interval: float) -> AsyncIterator[str | None]:
+    """The deltas, with None whenever `interval` passes without one (so a comment keeps the
+    connection alive through proxies while a slow model thinks). The pending read is never
+    cancelled by a heartbeat, only when the caller stops."""
+    iterator = aiter(deltas)
+    pending: asyncio.Future[str] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            finished, pending = pending, None
+            try:
+                value = finished.result()
+            except StopAsyncIteration:
+                return
+            yield value
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
+    """The v1 event stream of one turn (see the module docstring)."""
+    try:
+        retrieval = await _retrieve(turn, streamed=True)
+    except ModelError as error:
+        yield sse("error", {"detail": _as_api_error(error).detail})
+        return
+    except Exception:
+        logger.exception("Retrieval failed for chat %s.", turn.chat_id)
+        yield sse("error", {"detail": "The answer could not be prepared; please try again."})
+        return
+
+    if not retrieval.chunks:
+        yield sse("sources", {"sources": []})
+        message = await sync_to_async(record_answer)(turn, _refusal(turn, retrieval, streamed=True))
+        yield sse("delta", {"content": message.content})
+        yield sse("done", _done(turn, message))
+        return
+
+    used, prompt = _grounding(turn, retrieval)
+    yield sse("sources", {"sources": [citation(chunk) for chunk in used]})
+    bot = turn.bot
+    try:
+        generation = await astream(
+            model=bot.model,
+            messages=prompt,
+            temperature=bot.temperature,
+            max_tokens=bot.max_tokens,
+            api_key=await sync_to_async(_bot_api_key)(bot),
+        )
+    except ModelError as error:
+        await sync_to_async(record_failure)(turn, model=bot.model, error=error.message, streamed=True)
+        yield sse("error", {"detail": _as_api_error(error).detail})
+        return
+
+    parts: list[str] = []
+    first_token_ms: int | None = None
+    failure: ModelError | None = None
+    complete = False
+    try:
+        async for delta in _with_heartbeats(generation, HEARTBEAT_SECONDS):
+            if delta is None:
+                yield HEARTBEAT
+                continue
+            if first_token_ms is None:
+                first_token_ms = turn.elapsed_ms()
+            parts.append(delta)
+            yield sse("delta", {"content": delta})
+        complete = True
+    except ModelError as error:
+        failure = error
+    finally:
+        if not complete and failure is None:
+            # The client went away (the request is being cancelled): stop the model, and store
+            # what was already sent, shielded so that the cancellation cannot interrupt it.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await generation.aclose()
+            if parts:
+                await _shielded(record_answer, turn, _partial(turn, parts, used, first_token_ms))
+
+    if failure is not None:
+        # The model failed mid-answer: keep what it said, count the failure, say why it stopped.
+        if parts:
+            await sync_to_async(record_answer)(turn, _partial(turn, parts, used, first_token_ms))
+        await sync_to_async(record_failure)(turn, model=bot.model, error=failure.message, streamed=True)
+        yield sse("error", {"detail": _as_api_error(failure).detail})
+        return
+
+    record = AnswerRecord(
+        content="".join(parts),
+        outcome=Message.Outcome.ANSWERED,
+        model=bot.model,
+        chunks=used,
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        time_to_first_token_ms=first_token_ms,
+        streamed=True,
+        best_score=retrieval.best_local_score,
+    )
+    message = await sync_to_async(record_answer)(turn, record)
+    yield sse("done", _done(turn, message))
+
+
+def _partial(
+    turn: PreparedTurn, parts: list[str], used: list[RetrievedChunk], first_token_ms: int | None
+) -> AnswerRecord:
+    text = "".join(parts)
+    return AnswerRecord(
+        content=text,
+        outcome=Message.Outcome.PARTIAL,
+        model=turn.bot.model,
+        chunks=used,
+        completion_tokens=len(text.split()),  # the provider's count arrives only at the end
+        time_to_first_token_ms=first_token_ms,
+        streamed=True,
+    )
+
+
+async def _shielded(function: Any, *args: Any) -> None:
+    """Run `function(*args)` in a thread to completion even if the awaiting task is cancelled."""
+    task = asyncio.ensure_future(sync_to_async(function)(*args))
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(task)
+
+
+def _done(turn: PreparedTurn, message: Message) -> dict[str, Any]:
+    return {
+        "chat_id": str(turn.chat_id),
+        "message_id": str(message.id),
+        "usage": _usage(message.model, message.prompt_tokens, message.completion_tokens),
+    }

@@ -1,0 +1,357 @@
+"""HTTP API for chat: a turn (JSON or server-sent events), history, feedback and exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.http import HttpResponseBase, StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from chat import selectors, services, stats, turns
+from chat.models import Chat, Message
+from chat.serializers import (
+    ChatExportSerializer,
+    ChatSerializer,
+    ChatTurnInputSerializer,
+    ChatTurnOutputSerializer,
+    FeedbackInputSerializer,
+    MessageSerializer,
+)
+from minirag.errors import InvalidInputError
+from minirag.lookups import parse_uuid
+from minirag.openapi import ERROR_RESPONSES, ErrorSerializer
+from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
+from tenants.api import TenantAPIView, TenantViewSet
+from tenants.models import Role, Tenant
+from tenants.tenancy import tenant_scope
+
+EXPORT_BATCH = 500
+MESSAGE_CSV_FIELDS = ["message_id", "role", "content", "feedback", "prompt_tokens", "completion_tokens", "created_at"]
+BULK_CSV_FIELDS = ["chat_id", "chat_title", *MESSAGE_CSV_FIELDS]
+
+
+class EventStreamTolerantNegotiation(DefaultContentNegotiation):
+    """Streaming clients send `Accept: text/event-stream`; that must not be a 406 before the
+    view has decided to stream. Whatever a client accepts, errors and JSON answers are JSON."""
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
+def _query_uuid(request: Request, name: str) -> uuid.UUID | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    value = parse_uuid(raw)
+    if value is None:
+        raise InvalidInputError.for_field(name, "Must be a UUID.")
+    return value
+
+
+def _visitor_id(request: Request) -> str:
+    return (request.headers.get("X-Visitor-Id") or "").strip()[:64]
+
+
+TURN_STREAM = OpenApiResponse(
+    response=OpenApiTypes.STR,
+    description="With `stream: true`, `text/event-stream`: `sources` once, `delta`*, then `done` or `error`; "
+    "each event is exactly `event: <name>\\ndata: <one-line JSON>\\n\\n`.",
+)
+
+
+class ChatView(TenantAPIView):
+    """`POST /v1/chat`: one turn. `GET /v1/chat`: the tenant's chats, most recent first."""
+
+    content_negotiation_class = EventStreamTolerantNegotiation
+    bot_token_actions = ("post",)
+    minimum_roles = {"post": Role.MEMBER}
+    max_page_limit = 100
+
+    @extend_schema(
+        operation_id="chat_list",
+        parameters=[OpenApiParameter("bot_profile_id", OpenApiTypes.UUID)],
+        responses={200: ChatSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        chats = selectors.chat_list(tenant=self.tenant, bot_profile_id=_query_uuid(request, "bot_profile_id"))
+        paginator = ArrayLimitOffsetPagination()
+        page = paginator.paginate_queryset(chats, request, view=self)
+        return paginator.get_paginated_response(ChatSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="chat_turn",
+        request=ChatTurnInputSerializer,
+        responses={200: ChatTurnOutputSerializer, 502: ErrorSerializer, 503: ErrorSerializer, **ERROR_RESPONSES},
+        description=TURN_STREAM.description,
+    )
+    def post(self, request: Request) -> HttpResponseBase:
+        serializer = ChatTurnInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        turn = services.prepare_turn(
+            principal=self.principal,
+            bot_profile_id=data["bot_profile_id"],
+            message=data["message"],
+            chat_id=data.get("chat_id"),
+            visitor_id=_visitor_id(request),
+        )
+        if data["stream"]:
+            response = StreamingHttpResponse(turns.stream(turn), content_type="text/event-stream; charset=utf-8")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        return Response(async_to_sync(turns.answer)(turn))
+
+
+class ChatViewSet(TenantViewSet):
+    """One chat: read it, its messages, rate an answer, export it."""
+
+    serializer_class = ChatSerializer
+    queryset = Chat.objects.all()  # for the schema's model; requests use selectors
+    bot_token_actions = ("retrieve", "messages", "feedback")
+    minimum_roles = {"feedback": Role.MEMBER}
+
+    def get_object(self) -> Chat:
+        return selectors.chat_get_for(
+            principal=self.principal, chat_id=self.kwargs["pk"], visitor_id=_visitor_id(self.request)
+        )
+
+    @extend_schema(responses={200: ChatSerializer, **ERROR_RESPONSES})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(ChatSerializer(self.get_object()).data)
+
+    @extend_schema(responses={200: MessageSerializer(many=True), **ERROR_RESPONSES})
+    @action(detail=True, methods=["get"])
+    def messages(self, request: Request, pk: str) -> Response:
+        chat = self.get_object()
+        page = self.paginate_queryset(selectors.chat_messages(chat=chat))
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=FeedbackInputSerializer,
+        parameters=[OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: MessageSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["patch"], url_path=r"messages/(?P<message_id>[^/.]+)/feedback")
+    def feedback(self, request: Request, pk: str, message_id: str) -> Response:
+        message = selectors.message_get(chat=self.get_object(), message_id=message_id)
+        serializer = FeedbackInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message = services.message_set_feedback(message=message, feedback=serializer.validated_data["feedback"])
+        return Response(MessageSerializer(message).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"])],
+        responses={200: ChatExportSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str) -> HttpResponseBase:
+        chat = self.get_object()
+        if _export_format(request) == "csv":
+            rows = _message_rows(self.tenant, [chat], with_chat=False)
+            return _csv_response(MESSAGE_CSV_FIELDS, rows, f"chat-{chat.pk}.csv")
+        messages = MessageSerializer(selectors.chat_messages(chat=chat), many=True).data
+        return Response({"chat": ChatSerializer(chat).data, "messages": messages, "exported_at": timezone.now()})
+
+
+class ChatBulkExportView(TenantAPIView):
+    """`GET /v1/chat/export`: many chats at once, filtered by bot and dates."""
+
+    @extend_schema(
+        operation_id="chat_export_bulk",
+        parameters=[
+            OpenApiParameter("bot_profile_id", OpenApiTypes.UUID),
+            OpenApiParameter("from_date", OpenApiTypes.DATE),
+            OpenApiParameter("to_date", OpenApiTypes.DATE),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="Chats (default 100, max 1000)."),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> HttpResponseBase:
+        from_date, to_date = _date_param(request, "from_date"), _date_param(request, "to_date")
+        if from_date and to_date and from_date > to_date:
+            raise InvalidInputError.for_field("from_date", "Must not be after to_date.")
+        chats = list(
+            selectors.chats_for_export(
+                tenant=self.tenant,
+                bot_profile_id=_query_uuid(request, "bot_profile_id"),
+                from_date=from_date,
+                to_date=to_date,
+                limit=int_query_param(request, "limit", 100, 1, 1000),
+            )
+        )
+        if _export_format(request) == "csv":
+            rows = _message_rows(self.tenant, chats, with_chat=True)
+            return _csv_response(BULK_CSV_FIELDS, rows, f"chats-{timezone.now():%Y%m%d-%H%M%S}.csv")
+        body = {
+            "chats": [
+                {
+                    "chat": ChatSerializer(chat).data,
+                    "messages": MessageSerializer(selectors.chat_messages(chat=chat), many=True).data,
+                }
+                for chat in chats
+            ],
+            "exported_at": timezone.now(),
+        }
+        return Response(body)
+
+
+# --- Export helpers ---------------------------------------------------------------------------
+
+
+def _export_format(request: Request) -> str:
+    value = (request.query_params.get("format") or "json").lower()
+    if value not in ("json", "csv"):
+        raise InvalidInputError.for_field("format", "Must be json or csv.")
+    return value
+
+
+def _date_param(request: Request, name: str) -> dt.date | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(raw[:10]) if len(raw) >= 10 else dt.date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInputError.for_field(name, "Must be a date (YYYY-MM-DD).") from None
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (=, +, -, @ first) is prefixed with a quote:
+    chat content comes from website visitors."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _message_rows(tenant: Tenant, chats: list[Chat], *, with_chat: bool) -> Iterator[list[Any]]:
+    """Rows read in batches, each batch in its own tenant scope: the response is streamed after
+    the view returned, outside the request's scope."""
+    for chat in chats:
+        offset = 0
+        while True:
+            with tenant_scope(tenant):
+                batch = list(
+                    Message.objects.filter(tenant=tenant, chat_id=chat.pk)
+                    .order_by("created_at", "id")
+                    .values("id", "role", "content", "feedback", "prompt_tokens", "completion_tokens", "created_at")[
+                        offset : offset + EXPORT_BATCH
+                    ]
+                )
+            for row in batch:
+                values = [
+                    row["id"],
+                    row["role"],
+                    row["content"],
+                    row["feedback"] or "",
+                    row["prompt_tokens"],
+                    row["completion_tokens"],
+                    row["created_at"].isoformat(),
+                ]
+                yield [chat.pk, chat.title, *values] if with_chat else values
+            if len(batch) < EXPORT_BATCH:
+                break
+            offset += EXPORT_BATCH
+
+
+def _csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_spreadsheet_safe(value) for value in row])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _csv_response(header: list[str], rows: Iterable[list[Any]], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_csv_lines(header, rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- Stats ------------------------------------------------------------------------------------
+
+
+def _days(request: Request, default: int = 30) -> int:
+    return int_query_param(request, "days", default, 1, 365)
+
+
+DAYS = OpenApiParameter("days", OpenApiTypes.INT, description="Window in days (default 30, 1 to 365).")
+BOT_FILTER = OpenApiParameter("bot_profile_id", OpenApiTypes.UUID)
+
+
+class StatsView(TenantAPIView):
+    """Base of the stats routes: any role of the tenant; never a widget token."""
+
+    def compute(self, request: Request) -> Any:
+        raise NotImplementedError
+
+    @extend_schema(parameters=[DAYS, BOT_FILTER], responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    def get(self, request: Request) -> Response:
+        return Response(self.compute(request))
+
+
+class PricingStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.pricing(self.tenant)
+
+
+class OverviewStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.overview(self.tenant)
+
+
+class UsageStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.usage_by_day(self.tenant, _days(request))
+
+
+class UsageByBotStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.usage_by_bot(self.tenant, _days(request))
+
+
+class UsageByModelStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.usage_by_model(self.tenant, _days(request))
+
+
+class CostEstimateStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.cost_estimate(self.tenant, _days(request))
+
+
+class FeedbackStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.feedback(self.tenant, _days(request), _query_uuid(request, "bot_profile_id"))
+
+
+class FeedbackTrendStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.feedback_trend(self.tenant, _days(request), _query_uuid(request, "bot_profile_id"))
+
+
+class UnansweredStatsView(StatsView):
+    def compute(self, request: Request) -> Any:
+        return stats.unanswered(self.tenant, _days(request), _query_uuid(request, "bot_profile_id"))
