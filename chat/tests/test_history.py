@@ -138,3 +138,25 @@ def test_bulk_export_with_filters(alpha: TenantWorld, conversation: dict) -> Non
     for bad in ("from_date=yesterday", "to_date=2026-13-01", "from_date=2026-02-01&to_date=2026-01-01", "limit=1001"):
         response = alpha.client().get(f"/v1/chat/export?{bad}")
         assert response.status_code == 422, bad
+
+
+def test_the_chat_command_streams_answers_with_sources(alpha: TenantWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io as stdio
+
+    from django.core.management import call_command
+
+    add_knowledge(alpha, "Hours", "The shop is open Monday to Friday from 9:00 to 18:00.")
+    out = stdio.StringIO()
+    call_command(
+        "chat", "--tenant", "alpha", "--bot", str(alpha.bot.pk), "--message", "When is the shop open?", stdout=out
+    )
+    text = out.getvalue()
+    assert "bot> The shop is open Monday to Friday from 9:00 to 18:00. [1]" in text
+    assert "[1] Hours" in text
+
+    monkeypatch.setattr("sys.stdin", stdio.StringIO("When is the shop open?\nAnd on Monday?\n\n"))
+    out = stdio.StringIO()
+    call_command("chat", "--tenant", "alpha", "--bot", str(alpha.bot.pk), stdout=out)
+    assert out.getvalue().count("bot> ") == 2
+    chats = alpha.client().get("/v1/chat").json()
+    assert chats[0]["message_count"] == 4  # both questions went into one conversation

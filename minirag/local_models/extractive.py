@@ -220,6 +220,7 @@ _BULLET_MARKS = "-*+\u2022\u00b7\u2023\u25aa\u25e6\u2013\u2014"
 _BULLET = re.compile(rf"^(?:[{re.escape(_BULLET_MARKS)}]|\d{{1,3}}[.)])\s+")
 _HEADING = re.compile(r"^#{1,6}\s+")
 _WORD = re.compile(r"\w+")
+_FRAGMENT_STARTS = "([{,;:)]}\u2013\u2014-"
 _HEADING_MAX_WORDS = 8
 _LIST_MAX_CHARS = 400
 
@@ -230,13 +231,41 @@ class _Unit:
     kind: Literal["text", "bullet", "heading"]
 
 
+_FENCE = re.compile(r"^(```|~~~)")
+_TABLE_ROW = re.compile(r"^\|.*\|$")
+_MARKUP = [
+    (re.compile(r"!?\[([^\]]+)\]\([^)]*\)"), r"\1"),  # [text](url) and images → text
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # **bold**, __bold__
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),  # *emphasis*
+    (re.compile(r"`([^`]+)`"), r"\1"),  # `code`
+]
+
+
+def plain_text(line: str) -> str:
+    """A line of Markdown as the words a reader sees: links, emphasis and code marks removed."""
+    for pattern, replacement in _MARKUP:
+        line = pattern.sub(replacement, line)
+    return line
+
+
 def _lines_to_units(text: str) -> list[_Unit]:
     """Logical units of a text: paragraphs' lines re-joined where a line merely wraps (it continues in lower case after
-    a line without a sentence end), list items and markdown headings on their own."""
+    a line without a sentence end), list items and markdown headings on their own. Markdown code blocks and table rows
+    are left out (an extractive answer quotes prose; a hosted model still sees them in the context), and inline markup
+    is removed from what is kept."""
     units: list[_Unit] = []
     current: _Unit | None = None
+    in_code = False
     for raw in text.splitlines():
         line = raw.strip()
+        if _FENCE.match(line):
+            in_code = not in_code
+            current = None
+            continue
+        if in_code or _TABLE_ROW.match(line):
+            current = None
+            continue
+        line = plain_text(line)
         if not line:
             current = None
             continue
@@ -475,11 +504,16 @@ class ExtractiveModel:
         sentences: list[tuple[int, int, str, str]] = []  # (item index, position, shown text, scored text)
         fallback: list[tuple[int, int, str, str]] = []  # too short or a leading fragment: used only if nothing else
         for item_index, item in enumerate(items):
-            for position, (shown, scored) in enumerate(_sentences(item.text)):
+            item_sentences = _sentences(item.text)
+            last = len(item_sentences) - 1
+            for position, (shown, scored) in enumerate(item_sentences):
                 short = len(_WORD.findall(scored)) < config.min_words
                 # A chunk after the first starts with up to 64 characters of overlap cut at a word, so a first sentence
-                # starting in lower case is the tail of a sentence that began in the previous chunk.
-                fragment = position == 0 and shown[0].islower()
+                # starting in lower case (or with punctuation) is the tail of a sentence that began in the previous
+                # chunk; and a chunk cut at its size limit ends with the head of a sentence that goes on in the next.
+                leading = position == 0 and (shown[0].islower() or shown[0] in _FRAGMENT_STARTS)
+                trailing = position == last > 0 and not _ENDS_SENTENCE.search(shown)
+                fragment = leading or trailing
                 (fallback if short or fragment else sentences).append((item_index, position, shown, scored))
         candidates = (sentences or fallback)[: config.max_candidates]
         if not candidates:

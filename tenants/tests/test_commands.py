@@ -120,10 +120,12 @@ def test_seed_demo_is_idempotent_and_prints_a_working_curl(db, settings, tmp_pat
     assert Tenant.objects.filter(slug="demo").count() == 1
     credentials = json.loads((tmp_path / "demo-credentials.json").read_text())
     assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
-    curl = next(line for line in first.splitlines() if "curl" in line)
-    assert "http://127.0.0.1:8123/v1/bot-profiles" in curl and credentials["api_token"] in curl
-    bots = api_client(credentials["api_token"]).get("/v1/bot-profiles").json()
-    assert [bot["name"] for bot in bots] == ["Demo assistant"]
+    curl = next(line for line in first.splitlines() if "curl -s " in line)
+    assert "http://127.0.0.1:8123/v1/chat" in curl and credentials["api_token"] in curl
+    body = json.loads(curl.split(" -d '", 1)[1].rstrip("'"))
+    answer = api_client(credentials["api_token"]).post("/v1/chat", body, format="json")
+    assert answer.status_code == 200 and answer.json()["message"]["role"] == "assistant"
+    assert any('"stream": true' in line for line in first.splitlines())
     login = api_client().post(
         "/v1/auth/login",
         {"email": "owner@demo.minirag.local", "password": credentials["owner_password"]},

@@ -113,8 +113,12 @@ class Command(BaseCommand):
         if knowledge:
             self.stdout.write(f"  Knowledge:     {knowledge}")
         self.stdout.write(f"  API token:     {stored['api_token']}")
-        self.stdout.write("  Try:")
-        self.stdout.write(f"    curl -s {base}/v1/bot-profiles -H 'Authorization: Bearer {stored['api_token']}'")
+        auth = f"-H 'Authorization: Bearer {stored['api_token']}' -H 'Content-Type: application/json'"
+        question = json.dumps({"bot_profile_id": str(bot.pk), "message": "How are API tokens stored?"})
+        streamed = json.dumps({"bot_profile_id": str(bot.pk), "message": "What happens when I delete a source?", "stream": True})
+        self.stdout.write("  Ask the demo bot:")
+        self.stdout.write(f"    curl -s {base}/v1/chat {auth} -d '{question}'")
+        self.stdout.write(f"    curl -sN {base}/v1/chat {auth} -d '{streamed}'")
         self.stdout.write(f"  (credentials kept in {Path(settings.DATA_DIR) / 'demo-credentials.json'})")
         if settings.TASKS_IN_PROCESS:
             self.stdout.write(
