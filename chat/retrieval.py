@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 
 from bots.models import BotProfile
 from bots.services import bot_profile_credentials
+from minirag.db import releasing_connection
 from minirag.model_gateway import embed_texts
 from minirag.vectorstore import collection_name, get_vector_store
 from sources import nyxcore
@@ -141,7 +142,7 @@ def _local_authority(value: object) -> str | None:
 
 
 async def retrieve(*, tenant_id: uuid.UUID, bot: BotProfile, question: str) -> Retrieval:
-    plan = await sync_to_async(_search_plan)(tenant_id, bot)
+    plan = await sync_to_async(releasing_connection(_search_plan))(tenant_id, bot)
     # Embedding and the vector search are CPU and I/O bound: off the event loop, in parallel
     # with the external searches.
     local = sync_to_async(_local_search, thread_sensitive=False)(plan, question)

@@ -25,6 +25,7 @@ from chat.models import Message
 from chat.prompting import build_messages, context_items
 from chat.retrieval import Retrieval, RetrievedChunk, retrieve
 from chat.services import AnswerRecord, PreparedTurn, citation, record_answer, record_failure
+from minirag.db import releasing_connection
 from minirag.errors import ApplicationError
 from minirag.model_gateway import ModelError, acomplete, astream
 
@@ -84,9 +85,7 @@ async def _retrieve(turn: PreparedTurn, *, streamed: bool) -> Retrieval:
     try:
         return await retrieve(tenant_id=turn.tenant_id, bot=turn.bot, question=turn.question)
     except ModelError as error:  # the embedding model failed
-        await sync_to_async(record_failure)(
-            turn, model=turn.bot.embedding_model, error=error.message, streamed=streamed
-        )
+        await _record_failure(turn, model=turn.bot.embedding_model, error=error.message, streamed=streamed)
         raise
 
 
@@ -108,7 +107,7 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
     except ModelError as error:
         raise _as_api_error(error) from error
     if not retrieval.chunks:
-        message = await sync_to_async(record_answer)(turn, _refusal(turn, retrieval, streamed=False))
+        message = await _record_answer(turn, _refusal(turn, retrieval, streamed=False))
         return _response(turn, message, [])
     used, prompt = _grounding(turn, retrieval)
     bot = turn.bot
@@ -118,10 +117,10 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
             messages=prompt,
             temperature=bot.temperature,
             max_tokens=bot.max_tokens,
-            api_key=await sync_to_async(_bot_api_key)(bot),
+            api_key=await _api_key(bot),
         )
     except ModelError as error:
-        await sync_to_async(record_failure)(turn, model=bot.model, error=error.message, streamed=False)
+        await _record_failure(turn, model=bot.model, error=error.message, streamed=False)
         raise _as_api_error(error) from error
     record = AnswerRecord(
         content=completion.text,
@@ -132,7 +131,7 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
         completion_tokens=completion.completion_tokens,
         best_score=retrieval.best_local_score,
     )
-    message = await sync_to_async(record_answer)(turn, record)
+    message = await _record_answer(turn, record)
     return _response(turn, message, used)
 
 
@@ -140,6 +139,12 @@ def _bot_api_key(bot: Any) -> str | None:
     from bots.services import bot_profile_credentials
 
     return bot_profile_credentials(bot).get("api_key")
+
+
+# The database steps of a turn, run in the request's thread, each giving its connection back.
+_record_answer = sync_to_async(releasing_connection(record_answer))
+_record_failure = sync_to_async(releasing_connection(record_failure))
+_api_key = sync_to_async(releasing_connection(_bot_api_key))
 
 
 # --- Streaming --------------------------------------------------------------------------------
@@ -192,7 +197,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
 
     if not retrieval.chunks:
         yield sse("sources", {"sources": []})
-        message = await sync_to_async(record_answer)(turn, _refusal(turn, retrieval, streamed=True))
+        message = await _record_answer(turn, _refusal(turn, retrieval, streamed=True))
         yield sse("delta", {"content": message.content})
         yield sse("done", _done(turn, message))
         return
@@ -206,10 +211,10 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
             messages=prompt,
             temperature=bot.temperature,
             max_tokens=bot.max_tokens,
-            api_key=await sync_to_async(_bot_api_key)(bot),
+            api_key=await _api_key(bot),
         )
     except ModelError as error:
-        await sync_to_async(record_failure)(turn, model=bot.model, error=error.message, streamed=True)
+        await _record_failure(turn, model=bot.model, error=error.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(error).detail})
         return
 
@@ -241,8 +246,8 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
     if failure is not None:
         # The model failed mid-answer: keep what it said, count the failure, say why it stopped.
         if parts:
-            await sync_to_async(record_answer)(turn, _partial(turn, parts, used, first_token_ms))
-        await sync_to_async(record_failure)(turn, model=bot.model, error=failure.message, streamed=True)
+            await _record_answer(turn, _partial(turn, parts, used, first_token_ms))
+        await _record_failure(turn, model=bot.model, error=failure.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(failure).detail})
         return
 
@@ -257,7 +262,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         streamed=True,
         best_score=retrieval.best_local_score,
     )
-    message = await sync_to_async(record_answer)(turn, record)
+    message = await _record_answer(turn, record)
     yield sse("done", _done(turn, message))
 
 
@@ -278,7 +283,7 @@ def _partial(
 
 async def _shielded(function: Any, *args: Any) -> None:
     """Run `function(*args)` in a thread to completion even if the awaiting task is cancelled."""
-    task = asyncio.ensure_future(sync_to_async(function)(*args))
+    task = asyncio.ensure_future(sync_to_async(releasing_connection(function))(*args))
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.shield(task)
 

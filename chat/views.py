@@ -30,6 +30,7 @@ from chat.serializers import (
     FeedbackInputSerializer,
     MessageSerializer,
 )
+from minirag.db import release_connection
 from minirag.errors import InvalidInputError
 from minirag.lookups import parse_uuid
 from minirag.openapi import ERROR_RESPONSES, ErrorSerializer
@@ -112,6 +113,7 @@ class ChatView(TenantAPIView):
             visitor_id=_visitor_id(request),
         )
         if data["stream"]:
+            release_connection()  # the stream may last minutes; it takes a connection when it needs one
             response = StreamingHttpResponse(turns.stream(turn), content_type="text/event-stream; charset=utf-8")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"

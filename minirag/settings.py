@@ -122,8 +122,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("MINIRAG_DB_CONN_MAX_AGE", default=0)
+    # A pool per process: requests and streamed answers take a connection for each burst of
+    # queries and give it back, so hundreds of open streams need only a handful of connections.
+    DB_POOL_MAX_SIZE: int = env.int("MINIRAG_DB_POOL_MAX_SIZE", default=20)
+    if DB_POOL_MAX_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # required with a pool
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env.float("MINIRAG_DB_POOL_TIMEOUT_SECONDS", default=10.0),
+        }
+    else:
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("MINIRAG_DB_CONN_MAX_AGE", default=0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -115,7 +115,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  API token:     {stored['api_token']}")
         auth = f"-H 'Authorization: Bearer {stored['api_token']}' -H 'Content-Type: application/json'"
         question = json.dumps({"bot_profile_id": str(bot.pk), "message": "How are API tokens stored?"})
-        streamed = json.dumps({"bot_profile_id": str(bot.pk), "message": "What happens when I delete a source?", "stream": True})
+        streamed = json.dumps(
+            {"bot_profile_id": str(bot.pk), "message": "What happens when I delete a source?", "stream": True}
+        )
         self.stdout.write("  Ask the demo bot:")
         self.stdout.write(f"    curl -s {base}/v1/chat {auth} -d '{question}'")
         self.stdout.write(f"    curl -sN {base}/v1/chat {auth} -d '{streamed}'")
