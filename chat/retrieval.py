@@ -1,6 +1,6 @@
-"""Retrieval for a chat turn: the bot's own indexed chunks (Qdrant, filtered by tenant, bot and
-active sources, above the bot's similarity floor) and its external `nyxcore` search sources,
-merged and ordered by authority, then score."""
+"""Retrieval for a chat turn: the bot's own indexed chunks (Qdrant, filtered by tenant and bot,
+inactive sources excluded, above the bot's similarity floor) and its external `nyxcore` search
+sources, merged and ordered by authority, then score."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ class _BotSearchPlan:
     api_key: str | None
     top_k: int
     similarity_threshold: float
-    local_source_ids: list[str]
+    has_local_sources: bool
+    inactive_source_ids: list[str]
     external: list[nyxcore.SearchTarget]
 
 
@@ -76,6 +77,14 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
                 "id", "source_type", "status", "config", "authority", "config_secrets_ciphertext", "name"
             )
         )
+        # Deactivating a source removes its vectors; excluding inactive sources here as well
+        # covers the moment between the two (usually an empty list: no condition at all).
+        inactive = [
+            str(pk)
+            for pk in Source.objects.filter(tenant_id=tenant_id, bot_profile=bot, is_active=False).values_list(
+                "id", flat=True
+            )
+        ]
         external = [
             nyxcore.SearchTarget(
                 source_id=str(row["id"]),
@@ -97,14 +106,15 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
         api_key=bot_profile_credentials(bot).get("api_key"),
         top_k=bot.top_k,
         similarity_threshold=bot.similarity_threshold,
-        local_source_ids=[str(row["id"]) for row in sources if row["source_type"] != SourceType.NYXCORE],
+        has_local_sources=any(row["source_type"] != SourceType.NYXCORE for row in sources),
+        inactive_source_ids=inactive,
         external=external,
     )
 
 
 def _local_search(plan: _BotSearchPlan, question: str) -> tuple[list[RetrievedChunk], float | None, int, int]:
     """(chunks above the floor, best score of all, embed ms, search ms)."""
-    if not plan.local_source_ids:
+    if not plan.has_local_sources:
         return [], None, 0, 0
     began = time.perf_counter()
     vector = embed_texts([question], model=plan.embedding_model, api_key=plan.api_key).vectors[0]
@@ -114,7 +124,7 @@ def _local_search(plan: _BotSearchPlan, question: str) -> tuple[list[RetrievedCh
         vector,
         tenant_id=plan.tenant_id,
         bot_profile_id=plan.bot_profile_id,
-        source_ids=plan.local_source_ids,
+        exclude_source_ids=plan.inactive_source_ids,
         limit=plan.top_k,
     )
     searched = time.perf_counter()

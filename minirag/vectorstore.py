@@ -44,8 +44,18 @@ def qdrant_mode() -> str:
     return "memory" if settings.QDRANT_PATH == ":memory:" else "local"
 
 
-@lru_cache(maxsize=1)
+_client_lock = threading.Lock()
+
+
 def get_qdrant_client() -> QdrantClient:
+    """The process-wide client. Created under a lock: concurrent first requests must not each
+    open the local-mode directory (the second would fail on its lock)."""
+    with _client_lock:
+        return _create_client()
+
+
+@lru_cache(maxsize=1)
+def _create_client() -> QdrantClient:
     mode = qdrant_mode()
     if mode == "server":
         return QdrantClient(
@@ -66,10 +76,12 @@ def _drop_client_on_settings_change(*, setting: str, **kwargs: Any) -> None:
 def close_vector_store() -> None:
     """Release the client (local mode holds a lock on its directory until closed). Also runs at
     interpreter exit, while closing still works."""
-    if get_qdrant_client.cache_info().currsize:
-        get_qdrant_client().close()
-    get_qdrant_client.cache_clear()
-    get_vector_store.cache_clear()
+    with _client_lock:
+        if _create_client.cache_info().currsize:
+            _create_client().close()
+        _create_client.cache_clear()
+    with _store_lock:
+        _create_store.cache_clear()
 
 
 def qdrant_server_version(client: QdrantClient) -> str | None:
@@ -105,6 +117,7 @@ def _tenant_filter(
     *,
     bot_profile_id: uuid.UUID | str | None = None,
     source_ids: Sequence[uuid.UUID | str] | None = None,
+    exclude_source_ids: Sequence[uuid.UUID | str] | None = None,
     only_ids: Sequence[uuid.UUID | str] | None = None,
 ) -> qm.Filter:
     must: list[Any] = [qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=str(tenant_id)))]
@@ -114,7 +127,10 @@ def _tenant_filter(
         must.append(qm.FieldCondition(key="source_id", match=qm.MatchAny(any=[str(s) for s in source_ids])))
     if only_ids is not None:
         must.append(qm.HasIdCondition(has_id=[str(i) for i in only_ids]))
-    return qm.Filter(must=must)
+    must_not: list[Any] = []
+    if exclude_source_ids:
+        must_not.append(qm.FieldCondition(key="source_id", match=qm.MatchAny(any=[str(s) for s in exclude_source_ids])))
+    return qm.Filter(must=must, must_not=must_not or None)
 
 
 class VectorStore:
@@ -191,6 +207,7 @@ class VectorStore:
         tenant_id: uuid.UUID | str,
         bot_profile_id: uuid.UUID | str,
         source_ids: Sequence[uuid.UUID | str] | None = None,
+        exclude_source_ids: Sequence[uuid.UUID | str] | None = None,
         limit: int = 5,
         score_threshold: float | None = None,
     ) -> list[VectorHit]:
@@ -200,7 +217,12 @@ class VectorStore:
             result = client.query_points(
                 collection,
                 query=np.asarray(vector, dtype=np.float32).tolist(),
-                query_filter=_tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids),
+                query_filter=_tenant_filter(
+                    tenant_id,
+                    bot_profile_id=bot_profile_id,
+                    source_ids=source_ids,
+                    exclude_source_ids=exclude_source_ids,
+                ),
                 limit=limit,
                 score_threshold=score_threshold,
                 with_payload=True,
@@ -316,6 +338,14 @@ def _tune_local_storage(client: QdrantClient, collection: str) -> None:
         logger.info("Could not tune local Qdrant storage for %s; keeping its defaults.", collection)
 
 
-@lru_cache(maxsize=1)
+_store_lock = threading.Lock()
+
+
 def get_vector_store() -> VectorStore:
+    with _store_lock:
+        return _create_store()
+
+
+@lru_cache(maxsize=1)
+def _create_store() -> VectorStore:
     return VectorStore(get_qdrant_client(), serialize=qdrant_mode() != "server")

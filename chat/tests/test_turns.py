@@ -13,6 +13,7 @@ from chat.tests.conftest import ModelSpy, add_knowledge, ask, use_model
 from conftest import TenantWorld
 from minirag.pricing import cost_usd
 from minirag.prompt_format import parse_context
+from sources.models import Source
 from tenants.tenancy import tenant_scope
 
 pytestmark = pytest.mark.django_db
@@ -192,3 +193,10 @@ def test_costs_are_recorded_at_the_models_price(alpha: TenantWorld, shop: dict[s
         0.15,
         0.6,
     )
+
+
+def test_vectors_left_by_a_deactivated_source_are_never_used(alpha: TenantWorld, shop: dict[str, str]) -> None:
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=shop["Opening hours"]).update(is_active=False)  # vectors not removed (yet)
+    body = ask(alpha, "When is the shop open on Saturday?").json()
+    assert shop["Opening hours"] not in {source["source_id"] for source in body["sources"]}
