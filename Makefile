@@ -28,6 +28,7 @@ run: install
 
 test: install
 	@scripts/ensure_services.sh
+	@scripts/ensure_browser_tools.sh
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install
@@ -52,4 +53,4 @@ schema: install
 	@$(PY) manage.py spectacular --validate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache node_modules

@@ -81,3 +81,23 @@ class BotProfileCreateInputSerializer(BotProfileUpdateInputSerializer):
         attrs.setdefault("model", settings.DEFAULT_CHAT_MODEL)
         attrs.setdefault("embedding_model", settings.DEFAULT_EMBEDDING_MODEL)
         return attrs
+
+
+class EmbedTokenSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    token_prefix = serializers.CharField()
+    allowed_origins = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class EmbedSerializer(serializers.Serializer):
+    """The widget snippet, ready to paste into a page on one of the token's allowed origins."""
+
+    bot_profile_id = serializers.UUIDField(source="bot.pk")
+    api_url = serializers.CharField()
+    script_url = serializers.CharField()
+    snippet = serializers.CharField(source="script_snippet", help_text="One script tag.")
+    element_snippet = serializers.CharField(help_text="The script plus a <minirag-widget> element.")
+    token = EmbedTokenSerializer(allow_null=True, help_text="The bot token in the snippet; null if none.")
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="What to fix before going live.")

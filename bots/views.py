@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bots import selectors, services
+from bots.embed import bot_embed, public_base_url
 from bots.models import BotProfile
-from bots.serializers import BotProfileCreateInputSerializer, BotProfileSerializer, BotProfileUpdateInputSerializer
+from bots.serializers import (
+    BotProfileCreateInputSerializer,
+    BotProfileSerializer,
+    BotProfileUpdateInputSerializer,
+    EmbedSerializer,
+)
 from minirag.openapi import ERROR_RESPONSES
 from tenants.api import TenantViewSet
+from tenants.models import Role
 
 
 class BotProfileViewSet(TenantViewSet):
@@ -25,6 +34,7 @@ class BotProfileViewSet(TenantViewSet):
         "partial_update": BotProfileUpdateInputSerializer,
     }
     queryset = BotProfile.objects.all()  # for the schema's model; requests use get_queryset()
+    minimum_roles = {"embed": Role.ADMIN}  # the snippet carries a bot token
 
     def get_queryset(self) -> Any:
         return selectors.bot_profile_list(tenant=self.tenant)
@@ -57,3 +67,17 @@ class BotProfileViewSet(TenantViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         services.bot_profile_deactivate(tenant=self.tenant, bot=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("token_id", OpenApiTypes.UUID, description="A bot token of this bot (default: newest).")
+        ],
+        responses={200: EmbedSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["get"])
+    def embed(self, request: Request, pk: str) -> Response:
+        """The ready-to-paste widget snippet for this bot, with one of its bot tokens."""
+        embed = bot_embed(
+            bot=self.get_object(), base_url=public_base_url(request), token_id=request.query_params.get("token_id")
+        )
+        return Response(EmbedSerializer(embed).data)

@@ -23,10 +23,14 @@ def chat_list(*, tenant: Tenant, bot_profile_id: uuid.UUID | None = None) -> Que
 
 def chat_get_for(*, principal: Principal, chat_id: Any, visitor_id: str = "") -> Chat:
     """A chat the caller may read: any of the tenant's for a tenant principal; for a bot token,
-    only the chats that token started with its bot."""
+    only the chats that token started with its bot for the same visitor (the widget's
+    X-MiniRAG-Visitor), so one site's visitors never read each other's conversations. Anything
+    else is a 404, exactly like a chat that does not exist."""
     chats = Chat.objects.filter(tenant=principal.tenant)
     if principal.is_bot_token:
-        chats = chats.filter(started_by_token=principal.api_token, bot_profile_id=principal.bot_profile_id)
+        chats = chats.filter(
+            started_by_token=principal.api_token, bot_profile_id=principal.bot_profile_id, visitor_id=visitor_id
+        )
     return get_by_id_or_404(chats, chat_id, label="Chat")
 
 

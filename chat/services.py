@@ -38,6 +38,7 @@ class PreparedTurn:
     user_message_id: uuid.UUID
     question: str
     history: list[dict[str, str]]
+    for_visitor: bool = False  # asked through a bot (widget) token
     started: float = field(default_factory=time.perf_counter)
 
     def elapsed_ms(self) -> int:
@@ -88,6 +89,7 @@ def prepare_turn(
         user_message_id=user_message.pk,
         question=message,
         history=history,
+        for_visitor=principal.is_bot_token,
     )
 
 

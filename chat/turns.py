@@ -46,10 +46,14 @@ class ModelFailedError(ApplicationError):
     status_code = 502
 
 
-def _as_api_error(error: ModelError) -> ApplicationError:
+def _as_api_error(error: ModelError, turn: PreparedTurn) -> ApplicationError:
+    # The provider's own message helps the tenant's staff; a website visitor (a bot token) gets
+    # the plain sentence, without the model name or the provider's internals. The usage record
+    # keeps the full message for the tenant either way.
+    reason = "" if turn.for_visitor else f" ({error.message})"
     if error.transient:
-        return ModelUnavailableError(f"The model is unavailable right now; please try again. ({error.message})")
-    return ModelFailedError(f"The model could not answer. ({error.message})")
+        return ModelUnavailableError(f"The model is unavailable right now; please try again.{reason}")
+    return ModelFailedError(f"The model could not answer.{reason}")
 
 
 def _usage(model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
@@ -105,7 +109,7 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
     try:
         retrieval = await _retrieve(turn, streamed=False)
     except ModelError as error:
-        raise _as_api_error(error) from error
+        raise _as_api_error(error, turn) from error
     if not retrieval.chunks:
         message = await _record_answer(turn, _refusal(turn, retrieval, streamed=False))
         return _response(turn, message, [])
@@ -121,7 +125,7 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
         )
     except ModelError as error:
         await _record_failure(turn, model=bot.model, error=error.message, streamed=False)
-        raise _as_api_error(error) from error
+        raise _as_api_error(error, turn) from error
     record = AnswerRecord(
         content=completion.text,
         outcome=Message.Outcome.ANSWERED,
@@ -188,7 +192,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
     try:
         retrieval = await _retrieve(turn, streamed=True)
     except ModelError as error:
-        yield sse("error", {"detail": _as_api_error(error).detail})
+        yield sse("error", {"detail": _as_api_error(error, turn).detail})
         return
     except Exception:
         logger.exception("Retrieval failed for chat %s.", turn.chat_id)
@@ -215,7 +219,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         )
     except ModelError as error:
         await _record_failure(turn, model=bot.model, error=error.message, streamed=True)
-        yield sse("error", {"detail": _as_api_error(error).detail})
+        yield sse("error", {"detail": _as_api_error(error, turn).detail})
         return
 
     parts: list[str] = []
@@ -248,7 +252,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         if parts:
             await _record_answer(turn, _partial(turn, parts, used, first_token_ms))
         await _record_failure(turn, model=bot.model, error=failure.message, streamed=True)
-        yield sse("error", {"detail": _as_api_error(failure).detail})
+        yield sse("error", {"detail": _as_api_error(failure, turn).detail})
         return
 
     record = AnswerRecord(

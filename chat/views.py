@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from rest_framework.response import Response
 
 from chat import selectors, services, stats, turns
 from chat.models import Chat, Message
+from chat.rate_limits import count_bot_token_message
 from chat.serializers import (
     ChatExportSerializer,
     ChatSerializer,
@@ -31,10 +33,11 @@ from chat.serializers import (
     MessageSerializer,
 )
 from minirag.db import release_connection
-from minirag.errors import InvalidInputError
+from minirag.errors import ApplicationError, InvalidInputError
 from minirag.lookups import parse_uuid
 from minirag.openapi import ERROR_RESPONSES, ErrorSerializer
 from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
+from minirag.throttling import client_address
 from tenants.api import TenantAPIView, TenantViewSet
 from tenants.models import Role, Tenant
 from tenants.tenancy import tenant_scope
@@ -65,8 +68,16 @@ def _query_uuid(request: Request, name: str) -> uuid.UUID | None:
     return value
 
 
+VISITOR_HEADER = "X-MiniRAG-Visitor"
+VISITOR_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def _visitor_id(request: Request) -> str:
-    return (request.headers.get("X-Visitor-Id") or "").strip()[:64]
+    """The widget's random, persistent visitor id: binds a bot token's chats to one browser."""
+    value = (request.headers.get(VISITOR_HEADER) or "").strip()
+    if value and not VISITOR_ID.fullmatch(value):
+        raise ApplicationError(f"{VISITOR_HEADER} must be 1-64 characters: letters, digits, '.', '_', ':' or '-'.")
+    return value
 
 
 TURN_STREAM = OpenApiResponse(
@@ -105,12 +116,17 @@ class ChatView(TenantAPIView):
         serializer = ChatTurnInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        visitor_id = _visitor_id(request)
+        if self.principal.is_bot_token:
+            count_bot_token_message(
+                token=self.principal.api_token, visitor_id=visitor_id, client_address=client_address(request)
+            )
         turn = services.prepare_turn(
             principal=self.principal,
             bot_profile_id=data["bot_profile_id"],
             message=data["message"],
             chat_id=data.get("chat_id"),
-            visitor_id=_visitor_id(request),
+            visitor_id=visitor_id,
         )
         if data["stream"]:
             release_connection()  # the stream may last minutes; it takes a connection when it needs one

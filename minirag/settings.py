@@ -75,6 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
+    "minirag.cors.WidgetCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -269,6 +270,32 @@ THROTTLE_RATES: dict[str, str] = {
     "signup": env.str("MINIRAG_SIGNUP_RATE", default="10/hour"),
     "login": env.str("MINIRAG_LOGIN_RATE", default="20/minute"),
 }
+
+# Chat messages through bot (widget) tokens, counted in sliding windows in the shared cache
+# (Redis in production, so every process counts together). 0 = unlimited. A token can override
+# the token and visitor limits (PATCH /v1/api-tokens/{id}); the per-address limit catches one
+# client rotating visitor ids.
+CHAT_RATE_LIMITS: dict[str, int] = {
+    "token_per_minute": env.int("MINIRAG_BOT_TOKEN_MESSAGES_PER_MINUTE", default=120),
+    "token_per_day": env.int("MINIRAG_BOT_TOKEN_MESSAGES_PER_DAY", default=5000),
+    "visitor_per_minute": env.int("MINIRAG_VISITOR_MESSAGES_PER_MINUTE", default=10),
+    "visitor_per_day": env.int("MINIRAG_VISITOR_MESSAGES_PER_DAY", default=200),
+    "address_per_minute": env.int("MINIRAG_ADDRESS_MESSAGES_PER_MINUTE", default=30),
+    "address_per_day": env.int("MINIRAG_ADDRESS_MESSAGES_PER_DAY", default=1000),
+}
+
+# --- Widget -----------------------------------------------------------------------------------
+
+# The address browsers reach this server at (https://rag.example.com), used in embed snippets.
+# Empty: taken from each request (right behind a TLS proxy only with MINIRAG_BEHIND_TLS_PROXY).
+PUBLIC_URL: str = env.str("MINIRAG_PUBLIC_URL", default="").rstrip("/")
+# /widget-demo/: a page showing the widget with the demo tenant's bot. On in embedded mode (make
+# run) and with DEBUG; off in production.
+WIDGET_DEMO_ENABLED: bool = env.bool(
+    "MINIRAG_WIDGET_DEMO", default=DEBUG or DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+)
+# How long browsers may cache the widget script at its stable URL before revalidating (ETag).
+WIDGET_SCRIPT_MAX_AGE_SECONDS: int = env.int("MINIRAG_WIDGET_SCRIPT_MAX_AGE_SECONDS", default=300)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -8,7 +8,12 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as DRF's throttles see it (honours MINIRAG_NUM_PROXIES)."""
+    return BaseThrottle().get_ident(request)
 
 
 class ClientAddressThrottle(SimpleRateThrottle):

@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from minirag import views
+from minirag import views, widget
 
 api_v1 = [
     path("system/health", views.SystemHealthView.as_view(), name="system-health"),
@@ -22,6 +22,8 @@ api_v1 = [
 urlpatterns = [
     path("health", views.liveness, name="health"),
     path("v1/", include(api_v1)),
+    path("dashboard/widget/minirag-widget.js", widget.widget_script, name="widget-script"),
+    path("widget-demo/", widget.widget_demo, name="widget-demo"),
     path("dashboard/", admin.site.urls),
     path("", RedirectView.as_view(url="/v1/docs", permanent=False)),
 ]

@@ -92,10 +92,8 @@ class BearerAuthentication(BaseAuthentication):
         # account. A bot token is the site's widget credential and does not.
         if not token.is_bot_token and not token.user.is_active:
             raise exceptions.PermissionDenied("The user who created this API token is disabled.")
-        if token.is_bot_token and token.allowed_origins:
-            origin = request.headers.get("Origin", "")
-            if origin.rstrip("/").lower() not in token.allowed_origins:
-                raise exceptions.PermissionDenied("This bot token may not be used from this origin.")
+        if token.is_bot_token:
+            _check_bot_token_origin(token, request.headers.get("Origin"))
         _touch_last_used(token, now)
         return token.user, Principal(tenant=token.tenant, user=token.user, method="api_token", api_token=token)
 
@@ -111,6 +109,23 @@ class BearerAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("This session has ended (password changed); log in again.")
         _check_active(user, user.tenant)
         return user, Principal(tenant=user.tenant, user=user, method="jwt")
+
+
+def _check_bot_token_origin(token: ApiToken, origin: str | None) -> None:
+    """Browsers always send `Origin` on cross-origin calls (and on same-origin POSTs): a bot token
+    works only from the origins it lists, and from none when it lists none. A call without
+    `Origin` is not from a browser page (a server, curl) and is left to the rate limits."""
+    if origin is None or token.allows_origin(origin):
+        return
+    shown = origin[:200]
+    if not token.allowed_origins:
+        raise exceptions.PermissionDenied(
+            f"This bot token has no allowed origins, so no web page may use it (this one is {shown}). "
+            "Add the site's origin to the token's allowed_origins."
+        )
+    raise exceptions.PermissionDenied(
+        f"This bot token may not be used from {shown}: that origin is not in the token's allowed_origins."
+    )
 
 
 def _touch_last_used(token: ApiToken, now: timezone.datetime) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import RegexValidator
@@ -15,6 +16,15 @@ from django.utils import timezone
 from tenants.tenancy import TenantOwnedModel, TenantScopedManager
 
 SLUG_PATTERN = r"^[a-z0-9-]+$"
+# In a bot token's allowed_origins: any browser origin. Never implied, only ever set explicitly.
+ANY_ORIGIN = "*"
+# A bot token's own chat limits (see ApiToken.chat_rate_limits).
+RATE_LIMIT_FIELDS = (
+    "messages_per_minute",
+    "messages_per_day",
+    "visitor_messages_per_minute",
+    "visitor_messages_per_day",
+)
 
 
 class Tenant(models.Model):
@@ -150,7 +160,18 @@ class ApiToken(TenantOwnedModel):
     bot_profile = models.ForeignKey(
         "bots.BotProfile", on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
     )
+    # Normalised origins (`https://shop.example`) or `*`; browser requests from anywhere else are
+    # refused, and an empty list refuses every browser (see tenants/authentication.py).
     allowed_origins = models.JSONField(default=list, blank=True)
+    # Bot tokens only: the raw token, encrypted. A bot token is a publishable key that sits in
+    # page source by design, so the dashboard may show it again in the embed snippet.
+    raw_token_ciphertext = models.TextField(blank=True, default="")
+    # Bot tokens only: chat rate limits; null means the server default (settings.CHAT_RATE_LIMITS),
+    # 0 means unlimited.
+    messages_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    messages_per_day = models.PositiveIntegerField(null=True, blank=True)
+    visitor_messages_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    visitor_messages_per_day = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -167,6 +188,22 @@ class ApiToken(TenantOwnedModel):
     @property
     def is_bot_token(self) -> bool:
         return self.bot_profile_id is not None
+
+    def chat_rate_limits(self) -> dict[str, int]:
+        """Messages allowed per minute and per day, for the token and for each visitor: this
+        token's own values where set, the server's defaults otherwise (0 = unlimited)."""
+        defaults = settings.CHAT_RATE_LIMITS
+        own = {
+            "messages_per_minute": (self.messages_per_minute, defaults["token_per_minute"]),
+            "messages_per_day": (self.messages_per_day, defaults["token_per_day"]),
+            "visitor_messages_per_minute": (self.visitor_messages_per_minute, defaults["visitor_per_minute"]),
+            "visitor_messages_per_day": (self.visitor_messages_per_day, defaults["visitor_per_day"]),
+        }
+        return {name: default if value is None else value for name, (value, default) in own.items()}
+
+    def allows_origin(self, origin: str) -> bool:
+        """Whether a browser on `origin` (as sent in the Origin header) may use this token."""
+        return ANY_ORIGIN in self.allowed_origins or origin.rstrip("/").lower() in self.allowed_origins
 
     def is_expired(self, now: Any = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())

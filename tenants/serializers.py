@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from minirag.serializer_fields import StrictCharField
@@ -26,11 +29,27 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RateLimitsSerializer(serializers.Serializer):
+    """A bot token's chat limits (0 = unlimited)."""
+
+    messages_per_minute = serializers.IntegerField(help_text="Messages through this token per minute.")
+    messages_per_day = serializers.IntegerField(help_text="Messages through this token per day.")
+    visitor_messages_per_minute = serializers.IntegerField(help_text="Messages per visitor per minute.")
+    visitor_messages_per_day = serializers.IntegerField(help_text="Messages per visitor per day.")
+
+
 class ApiTokenSerializer(serializers.ModelSerializer):
     tenant_id = serializers.UUIDField(read_only=True)
     bot_profile_id = serializers.UUIDField(read_only=True, allow_null=True)
     user_id = serializers.UUIDField(read_only=True)
     allowed_origins = serializers.ListField(child=serializers.CharField(), read_only=True)
+    rate_limits = serializers.SerializerMethodField(
+        help_text="Bot tokens: the chat limits in force (own values or the server defaults); null otherwise."
+    )
+
+    @extend_schema_field(RateLimitsSerializer(allow_null=True))
+    def get_rate_limits(self, token: ApiToken) -> dict[str, int] | None:
+        return token.chat_rate_limits() if token.is_bot_token else None
 
     class Meta:
         model = ApiToken
@@ -47,6 +66,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
             "allowed_origins",
             "user_id",
             "revoked_at",
+            "rate_limits",
         ]
         read_only_fields = fields
 
@@ -120,10 +140,45 @@ class UserUpdateInputSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
 
 
+def _limit_field() -> serializers.IntegerField:
+    return serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000_000)
+
+
+class RateLimitsInputSerializer(serializers.Serializer):
+    """Any of the four limits; 0 = unlimited, null = back to the server default."""
+
+    messages_per_minute = _limit_field()
+    messages_per_day = _limit_field()
+    visitor_messages_per_minute = _limit_field()
+    visitor_messages_per_day = _limit_field()
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(f"Unknown limit {unknown[0]!r}; use {', '.join(self.fields)}.")
+        return super().to_internal_value(data)
+
+
+def _origins_field(**kwargs: Any) -> serializers.ListField:
+    return serializers.ListField(
+        child=StrictCharField(max_length=300),
+        max_length=50,
+        help_text="Bot tokens: origins (scheme://host[:port]) whose pages may use it, or '*' for any. "
+        "Empty: no web page may use it (server-to-server only).",
+        **kwargs,
+    )
+
+
 class ApiTokenCreateInputSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200)
     bot_profile_id = serializers.UUIDField(required=False, allow_null=True)
-    allowed_origins = serializers.ListField(
-        child=StrictCharField(max_length=300), required=False, default=list, max_length=50
-    )
+    allowed_origins = _origins_field(required=False, default=list)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    rate_limits = RateLimitsInputSerializer(required=False)
+
+
+class ApiTokenUpdateInputSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=200, required=False)
+    allowed_origins = _origins_field(required=False)
+    rate_limits = RateLimitsInputSerializer(required=False)

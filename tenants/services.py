@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -12,10 +13,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from minirag.crypto import DecryptionError, decrypt_text, encrypt_text
 from minirag.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError
 from minirag.sentinels import UNSET
 from tenants.backends import find_login_candidates, users_with_password
-from tenants.models import ApiToken, Role, Tenant, User, normalize_email, role_at_least
+from tenants.models import ANY_ORIGIN, RATE_LIMIT_FIELDS, ApiToken, Role, Tenant, User, normalize_email, role_at_least
 from tenants.tenancy import tenant_scope
 from tenants.tokens import generate_api_token, issue_jwt
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from bots.models import BotProfile
 
 MAX_ALLOWED_ORIGINS = 50
+ORIGIN_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")  # a DNS name or IPv4, or an IPv6 literal
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,11 @@ def _revoke_tenant_tokens_of(tenant: Tenant, user: User) -> None:
 
 
 def normalize_origin(origin: str) -> str:
-    """`https://Example.com:443/` → `https://example.com`; anything but a bare origin is refused."""
+    """`https://Example.com:443/` → `https://example.com`; `*` stays `*` (any origin, only ever
+    explicit); anything but a bare origin is refused."""
     value = origin.strip()
+    if value == ANY_ORIGIN:
+        return ANY_ORIGIN
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInputError.for_field("allowed_origins", f"'{origin}' is not an http(s) origin.")
@@ -217,10 +223,33 @@ def normalize_origin(origin: str) -> str:
     except ValueError:
         raise InvalidInputError.for_field("allowed_origins", f"'{origin}' has an invalid port.") from None
     host = parts.hostname.lower()
+    if not ORIGIN_HOST.fullmatch(host):
+        raise InvalidInputError.for_field(
+            "allowed_origins", f"'{origin}' has an invalid host (no wildcards: list each origin, or '*')."
+        )
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     default_port = 443 if parts.scheme == "https" else 80
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+
+
+def _normalized_origins(allowed_origins: list[str] | tuple[str, ...]) -> list[str]:
+    if len(allowed_origins) > MAX_ALLOWED_ORIGINS:
+        raise InvalidInputError.for_field("allowed_origins", f"At most {MAX_ALLOWED_ORIGINS} origins.")
+    return sorted({normalize_origin(origin) for origin in allowed_origins})
+
+
+def _apply_rate_limits(token: ApiToken, rate_limits: dict[str, int | None]) -> None:
+    """Per-token chat limits (bot tokens only); None puts a limit back to the server default."""
+    unknown = set(rate_limits) - set(RATE_LIMIT_FIELDS)
+    if unknown:
+        raise InvalidInputError.for_field(
+            "rate_limits", f"Unknown limit {sorted(unknown)[0]!r}; use {', '.join(RATE_LIMIT_FIELDS)}."
+        )
+    if rate_limits and not token.is_bot_token:
+        raise InvalidInputError.for_field("rate_limits", "Only bot tokens (with bot_profile_id) have chat limits.")
+    for name, value in rate_limits.items():
+        setattr(token, name, value)
 
 
 @transaction.atomic
@@ -232,14 +261,14 @@ def api_token_create(
     bot_profile: BotProfile | None = None,
     allowed_origins: list[str] | tuple[str, ...] = (),
     expires_at: dt.datetime | None = None,
+    rate_limits: dict[str, int | None] | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token for `user` (its creator). Returns the row and the raw token, which is not
-    stored anywhere and cannot be shown again."""
+    """Create a token for `user` (its creator). Returns the row and the raw token. A tenant
+    token's raw value is stored nowhere and cannot be shown again; a bot token's is kept
+    encrypted for the embed snippet (it is a publishable key, visible in page source anyway)."""
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInputError.for_field("expires_at", "Must be in the future.")
-    if len(allowed_origins) > MAX_ALLOWED_ORIGINS:
-        raise InvalidInputError.for_field("allowed_origins", f"At most {MAX_ALLOWED_ORIGINS} origins.")
-    origins = sorted({normalize_origin(origin) for origin in allowed_origins})
+    origins = _normalized_origins(allowed_origins)
     if origins and bot_profile is None:
         raise InvalidInputError.for_field(
             "allowed_origins", "Only bot tokens (with bot_profile_id) are limited to origins."
@@ -258,10 +287,55 @@ def api_token_create(
         bot_profile=bot_profile,
         allowed_origins=origins,
         expires_at=expires_at,
+        raw_token_ciphertext=encrypt_text(new.raw) if bot_profile is not None else "",
     )
+    _apply_rate_limits(token, rate_limits or {})
     token.full_clean()
     token.save()
     return token, new.raw
+
+
+@transaction.atomic
+def api_token_update(
+    *,
+    tenant: Tenant,
+    actor: User,
+    token: ApiToken,
+    name: str | None = None,
+    allowed_origins: list[str] | None = None,
+    rate_limits: dict[str, int | None] | None = None,
+) -> ApiToken:
+    """Rename a token; for a bot token also change where it works and how much it may chat.
+    The credential itself never changes (revoke and create a new one to rotate it)."""
+    if token.tenant_id != tenant.pk:
+        raise NotFoundError("API token not found.")
+    if not token.is_active:
+        raise ConflictError("This API token is revoked; create a new one.")
+    if token.is_bot_token and not role_at_least(actor.role, Role.ADMIN):
+        raise ForbiddenError("Only owners and admins can change bot tokens.")
+    if name is not None:
+        token.name = name.strip()
+    if allowed_origins is not None:
+        if not token.is_bot_token:
+            raise InvalidInputError.for_field(
+                "allowed_origins", "Only bot tokens (with bot_profile_id) are limited to origins."
+            )
+        token.allowed_origins = _normalized_origins(allowed_origins)
+    _apply_rate_limits(token, rate_limits or {})
+    token.full_clean()
+    token.save()
+    return token
+
+
+def bot_token_raw(token: ApiToken) -> str | None:
+    """The raw value of a bot token for its embed snippet, when it is kept (tokens created before
+    the widget release were not) and still readable with the configured keys."""
+    if not token.is_bot_token or not token.raw_token_ciphertext:
+        return None
+    try:
+        return decrypt_text(token.raw_token_ciphertext)
+    except DecryptionError:
+        return None
 
 
 @transaction.atomic

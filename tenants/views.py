@@ -23,6 +23,7 @@ from tenants.serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateInputSerializer,
     ApiTokenSerializer,
+    ApiTokenUpdateInputSerializer,
     LoginInputSerializer,
     LoginOutputSerializer,
     MeSerializer,
@@ -157,9 +158,12 @@ class ApiTokenViewSet(TenantViewSet):
     """API tokens. Members create, see and revoke their own; owners and admins all of them."""
 
     serializer_class = ApiTokenSerializer
-    input_serializer_classes = {"create": ApiTokenCreateInputSerializer}
+    input_serializer_classes = {
+        "create": ApiTokenCreateInputSerializer,
+        "partial_update": ApiTokenUpdateInputSerializer,
+    }
     queryset = ApiToken.objects.all()  # for the schema's model; requests use get_queryset()
-    minimum_roles = {"create": Role.MEMBER, "destroy": Role.MEMBER}
+    minimum_roles = {"create": Role.MEMBER, "partial_update": Role.MEMBER, "destroy": Role.MEMBER}
 
     def get_queryset(self) -> Any:
         return selectors.api_token_list(tenant=self.tenant, viewer=self.principal.user)
@@ -188,9 +192,23 @@ class ApiTokenViewSet(TenantViewSet):
             bot_profile=bot_profile,
             allowed_origins=data.get("allowed_origins") or [],
             expires_at=data.get("expires_at"),
+            rate_limits=data.get("rate_limits"),
         )
         token.raw_token = raw
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ApiTokenUpdateInputSerializer, responses={200: ApiTokenSerializer, **ERROR_RESPONSES})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        data = self.validated_input()
+        token = services.api_token_update(
+            tenant=self.tenant,
+            actor=self.principal.user,
+            token=self.get_object(),
+            name=data.get("name"),
+            allowed_origins=data.get("allowed_origins"),
+            rate_limits=data.get("rate_limits"),
+        )
+        return Response(ApiTokenSerializer(token).data)
 
     @extend_schema(responses={204: OpenApiResponse(description="Revoked."), **ERROR_RESPONSES})
     def destroy(self, request: Request, pk: str) -> Response:

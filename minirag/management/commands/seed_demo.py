@@ -23,19 +23,24 @@ from django.test.utils import override_settings
 
 from bots.models import BotProfile
 from bots.services import bot_profile_create
+from minirag.demo import (
+    DEMO_BOT_NAME,
+    DEMO_OWNER_EMAIL,
+    DEMO_SLUG,
+    DEMO_TOKEN_NAME,
+    DEMO_WIDGET_TOKEN_NAME,
+    OPERATOR_EMAIL,
+    demo_bot,
+    demo_widget_origins,
+)
 from sources.models import Source, SourceStatus
 from sources.services import source_create, source_ingest_request, source_update
 from tenants.models import ApiToken, Role, Tenant, User
-from tenants.services import api_token_create, tenant_bootstrap
+from tenants.services import api_token_create, api_token_update, tenant_bootstrap
 from tenants.tenancy import tenant_scope, tenant_scope_disabled
 from tenants.tokens import hash_api_token
 
 BASE_DIR = Path(settings.BASE_DIR)
-DEMO_SLUG = "demo"
-DEMO_OWNER_EMAIL = "owner@demo.minirag.local"
-OPERATOR_EMAIL = "admin@minirag.local"
-DEMO_BOT_NAME = "Demo assistant"
-DEMO_TOKEN_NAME = "make run demo token"
 
 
 class Command(BaseCommand):
@@ -58,6 +63,7 @@ class Command(BaseCommand):
             tenant, owner_password, raw_token = _ensure_demo_tenant(stored)
             with tenant_scope(tenant):
                 bot = _ensure_demo_bot(tenant)
+                _ensure_demo_widget_token(tenant, bot, options["base_url"])
         stored.update(
             {"operator_password": operator_password, "owner_password": owner_password, "api_token": raw_token}
         )
@@ -121,6 +127,8 @@ class Command(BaseCommand):
         self.stdout.write("  Ask the demo bot:")
         self.stdout.write(f"    curl -s {base}/v1/chat {auth} -d '{question}'")
         self.stdout.write(f"    curl -sN {base}/v1/chat {auth} -d '{streamed}'")
+        if settings.WIDGET_DEMO_ENABLED:
+            self.stdout.write(f"  Widget demo:   {base}/widget-demo/   (the chat widget on a sample page)")
         self.stdout.write(f"  (credentials kept in {Path(settings.DATA_DIR) / 'demo-credentials.json'})")
         if settings.TASKS_IN_PROCESS:
             self.stdout.write(
@@ -197,7 +205,7 @@ def _ensure_demo_tenant(stored: dict[str, str]) -> tuple[Tenant, str, str]:
 
 
 def _ensure_demo_bot(tenant: Tenant) -> BotProfile:
-    bot = BotProfile.objects.filter(tenant=tenant, name=DEMO_BOT_NAME).order_by("created_at").first()
+    bot = demo_bot(tenant)
     if bot is not None:
         return bot
     return bot_profile_create(
@@ -207,3 +215,20 @@ def _ensure_demo_bot(tenant: Tenant) -> BotProfile:
         system_prompt=("You are the MiniRAG demo assistant. Answer from the provided documentation only and cite it."),
         temperature=0.2,
     )
+
+
+def _ensure_demo_widget_token(tenant: Tenant, bot: BotProfile, base_url: str) -> None:
+    """A bot token for /widget-demo/, allowed from the demo server's own origins."""
+    origins = demo_widget_origins(base_url)
+    token = (
+        ApiToken.objects.filter(tenant=tenant, bot_profile=bot, name=DEMO_WIDGET_TOKEN_NAME, is_active=True)
+        .exclude(raw_token_ciphertext="")
+        .first()
+    )
+    owner = User.objects.get(tenant=tenant, email=DEMO_OWNER_EMAIL)
+    if token is None:
+        api_token_create(
+            tenant=tenant, user=owner, name=DEMO_WIDGET_TOKEN_NAME, bot_profile=bot, allowed_origins=origins
+        )
+    elif not set(origins) <= set(token.allowed_origins):  # served on another port this time
+        api_token_update(tenant=tenant, actor=owner, token=token, allowed_origins=[*token.allowed_origins, *origins])

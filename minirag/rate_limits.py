@@ -1,0 +1,113 @@
+"""Sliding-window rate limits counted in the shared cache (Redis in production, so every process
+and every worker counts together; the per-process memory cache in embedded mode).
+
+Each limit keeps one counter per fixed window plus the previous window's, and estimates the
+events of the last `window` seconds as `previous * (share of it still inside the window) +
+current`. That smooths the double burst a plain fixed window allows at its edges, at the cost of
+two cache keys per limit. An event is counted against every limit at once or against none: it is
+counted first (atomic INCR) and taken back if any limit is exceeded, so concurrent requests can
+never all slip under the same limit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+MINUTE = 60
+DAY = 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` events per `window_seconds` for whoever `key` names (0 = unlimited).
+    `description` completes "Too many messages …" in the refusal, e.g. "from this visitor"."""
+
+    key: str
+    limit: int
+    window_seconds: int
+    description: str
+
+    def per(self) -> str:
+        return "minute" if self.window_seconds == MINUTE else "day" if self.window_seconds == DAY else "window"
+
+
+class RateLimited(APIException):
+    """429 with `Retry-After` (DRF's handler adds the header from `wait`) and one sentence that
+    says which limit was hit and when to try again."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+    def __init__(self, limit: Limit, wait_seconds: int) -> None:
+        unit = "second" if wait_seconds == 1 else "seconds"
+        super().__init__(
+            f"Too many messages {limit.description}: at most {limit.limit} per {limit.per()}. "
+            f"Try again in {wait_seconds} {unit}."
+        )
+        self.wait = wait_seconds
+        self.limit = limit
+
+
+def _window_keys(limit: Limit, now: float) -> tuple[str, str, float]:
+    index, offset = divmod(now, limit.window_seconds)
+    base = f"rl:{limit.key}:{limit.window_seconds}"
+    return f"{base}:{int(index)}", f"{base}:{int(index) - 1}", offset / limit.window_seconds
+
+
+def _increment(key: str, timeout: int) -> int:
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
+
+def seconds_until_allowed(*, previous: int, current: int, limit: int, elapsed: float, window: int) -> int:
+    """How long until one more event fits, `current` not counting the refused one; `elapsed` is
+    the share (0..1) of the current window already gone."""
+    if current + 1 <= limit and previous > 0:
+        # Still in this window, once enough of the previous window has slid out.
+        needed = 1 - (limit - current - 1) / previous
+        if needed <= 1:
+            return max(1, math.ceil((needed - elapsed) * window))
+    # In the next window this window's count becomes the one sliding out.
+    needed_next = max(0.0, 1 - (limit - 1) / current) if current else 0.0
+    return max(1, math.ceil((1 - elapsed + needed_next) * window))
+
+
+def hit(limits: Sequence[Limit], *, now: float | None = None) -> None:
+    """Count one event against every limit, or raise `RateLimited` (counting it against none)."""
+    now = time.time() if now is None else now
+    active = [limit for limit in limits if limit.limit > 0]
+    counted: list[str] = []
+    refusals: list[tuple[int, Limit]] = []
+    for limit in active:
+        current_key, previous_key, elapsed = _window_keys(limit, now)
+        current = _increment(current_key, timeout=2 * limit.window_seconds + 60)
+        counted.append(current_key)
+        previous = cache.get(previous_key) or 0
+        if previous * (1 - elapsed) + current > limit.limit:
+            wait = seconds_until_allowed(
+                previous=previous,
+                current=current - 1,
+                limit=limit.limit,
+                elapsed=elapsed,
+                window=limit.window_seconds,
+            )
+            refusals.append((wait, limit))
+    if refusals:
+        for key in counted:
+            try:
+                cache.decr(key)
+            except ValueError:  # expired meanwhile: nothing left to take back
+                pass
+        wait, limit = max(refusals, key=lambda refusal: refusal[0])
+        raise RateLimited(limit, wait)
