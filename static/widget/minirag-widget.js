@@ -36,7 +36,7 @@
   // element itself (even `* { all: unset !important }`), and the shadow tree inherits from it.
   var CSS = `
 :host{all:initial;position:static!important;display:contents!important}
-.root{--a:var(--minirag-accent,#2557d6);--ac:var(--minirag-accent-contrast,#fff);--bg:var(--minirag-bg,#fff);--sf:var(--minirag-surface,#f1f3f6);--tx:var(--minirag-text,#1c2430);--mu:var(--minirag-muted,#5b6472);--bd:var(--minirag-border,#dde1e7);--r:var(--minirag-radius,16px);--off:var(--minirag-offset,20px);--ls:var(--minirag-launcher-size,56px);all:initial;position:fixed;z-index:var(--minirag-z-index,2147483000);bottom:var(--off);right:var(--off);display:block;visibility:visible;opacity:1;font-family:var(--minirag-font,system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif);font-size:var(--minirag-font-size,15px);line-height:1.5;color:var(--tx);text-align:left;letter-spacing:normal;word-spacing:normal;text-transform:none;font-style:normal;font-weight:400;direction:ltr;-webkit-font-smoothing:antialiased;box-sizing:border-box}
+.root{--a:var(--minirag-accent,#2557d6);--ac:var(--minirag-accent-contrast,#fff);--bg:var(--minirag-bg,#fff);--sf:var(--minirag-surface,#f1f3f6);--tx:var(--minirag-text,#1c2430);--mu:var(--minirag-muted,#5b6472);--bd:var(--minirag-border,#dde1e7);--r:var(--minirag-radius,16px);--off:var(--minirag-offset,20px);--ls:var(--minirag-launcher-size,56px);all:initial;position:fixed;z-index:var(--minirag-z-index,2147483000);bottom:var(--off);right:var(--off);display:block;visibility:visible;opacity:1;font-family:var(--minirag-font,system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif);font-size:var(--minirag-font-size,15px);line-height:1.5;color:var(--tx);text-align:left;letter-spacing:normal;word-spacing:normal;text-transform:none;font-style:normal;font-weight:400;direction:ltr;box-sizing:border-box}
 .root.left{right:auto;left:var(--off)}.root *,.root *::before,.root *::after{box-sizing:border-box}
 [hidden]{display:none!important}
 
@@ -62,7 +62,7 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .body code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;background:rgba(15,23,42,.07);padding:1px 4px;border-radius:4px}
 .body pre{display:block;margin:0 0 8px;padding:10px;background:#1c2430;color:#f3f5f8;border-radius:8px;overflow-x:auto;white-space:pre}
 .body pre code{background:none;padding:0;color:inherit}
-.body a,.source a{color:var(--a);text-decoration:underline}.message.user a{color:inherit}
+.body a,.source a{color:var(--a);text-decoration:underline}
 .cite{display:inline;vertical-align:super;font-size:.72em;font-weight:600;color:var(--a);padding:0 1px;line-height:1}
 .note{margin-top:6px;font-size:13px;color:var(--mu);font-style:italic}
 .sources{margin-top:10px;border-top:1px solid var(--bd);padding-top:8px;font-size:13px}
@@ -527,6 +527,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
         return button;
       };
       answer.render = function () {
+        if (answer.frame) cancelAnimationFrame(answer.frame);
         answer.frame = 0;
         var stick = self._atEnd();
         renderMarkdown(answer.body, answer.text, answer.cite);
@@ -536,9 +537,10 @@ textarea::placeholder{color:var(--mu);opacity:1}
       answer.schedule = function () {
         if (!answer.frame) answer.frame = requestAnimationFrame(answer.render);
       };
-      this._append(answer.node);
+      // Complete before it joins the log, so auto-scroll sees its full height.
       this._setSources(answer, answer.sources);
-      answer.render();
+      renderMarkdown(answer.body, answer.text, answer.cite);
+      this._append(answer.node);
       return answer;
     }
 
@@ -774,7 +776,9 @@ textarea::placeholder{color:var(--mu);opacity:1}
             if (data.chat_id) { self.chatId = data.chat_id; self._save(); }
             answer.id = data.message_id;
             answer.render();
+            self._stick = self._atEnd();
             if (answer.id) self._addFeedback(answer, null);
+            self._scrollToEnd(false);
             self._announce(answer.text);
             self._emit("minirag:answer", {
               chatId: self.chatId, messageId: answer.id, content: answer.text, sources: sources

@@ -245,7 +245,7 @@ def site(transactional_db: Any, api_server: tuple[str, InFlight], host_pages: Ho
 
 
 class WidgetTestModel(CustomLLM):
-    """`widgettest/slow`: a cited answer, one word every 0.25 s (time to press Stop, and proof the
+    """`widgettest/slow`: a cited answer, one word every 0.08 s (time to press Stop, and proof the
     widget shows words as they arrive). `widgettest/broken`: three words, then the connection
     drops. `widgettest/hostile`: an answer that tries to inject HTML and script."""
 
@@ -267,7 +267,7 @@ class WidgetTestModel(CustomLLM):
             )
             for word in words:
                 if model.endswith("slow"):
-                    await asyncio.sleep(0.25)
+                    await asyncio.sleep(0.08)
                 yield _chunk(word + " ")
             yield {**_chunk(""), "is_finished": True, "finish_reason": "stop"}
 

@@ -348,3 +348,37 @@ def test_new_conversation_starts_a_new_chat(site: WidgetSite, chromium: Chromium
 
     first, second = chromium.run(scenario)
     assert first and second and first != second
+
+
+def test_auto_scroll_follows_the_answer_but_not_a_reader_who_scrolled_up(site: WidgetSite, chromium: Chromium) -> None:
+    use_model(site, "widgettest/slow")
+    url = site.page("/scroll", body=site.script_tag())
+    at_end = "(() => { const l = document.querySelector('minirag-widget').shadowRoot.querySelector('.log');"
+    at_end += " return l.scrollHeight - l.scrollTop - l.clientHeight < 48 })()"
+
+    def scenario(page: Any) -> dict[str, Any]:
+        page.goto(url)
+        open_and_ask(page)
+        wait_for_answer(page)  # a long answer with its sources: taller than the dialog
+        followed = page.evaluate(at_end)
+        jump_after_following = page.locator(".jump").is_visible()
+        page.fill("textarea", "When does the office close?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".message.assistant >> nth=1 >> .body >> text=office")
+        page.locator(".log").evaluate("log => { log.scrollTop = 0 }")  # the reader goes back up
+        wait_for_answer(page, count=2)
+        stayed = page.locator(".log").evaluate("log => log.scrollTop")
+        jump_visible = page.locator(".jump").is_visible()
+        page.click(".jump")
+        return {
+            "followed": followed,
+            "jump_after_following": jump_after_following,
+            "stayed": stayed,
+            "jump_visible": jump_visible,
+            "back_at_end": page.evaluate(at_end),
+        }
+
+    result = chromium.run(scenario)
+    assert result["followed"] and not result["jump_after_following"], result
+    assert result["stayed"] == 0 and result["jump_visible"], result
+    assert result["back_at_end"], result
