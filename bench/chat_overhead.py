@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import itertools
 import json
 import os
@@ -48,25 +47,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import embedded_environment  # noqa: E402
+
 CORPUS_PARAGRAPHS = 600
 
 
 def environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
+    # The uvicorn process of part 2 is reached as 127.0.0.1 and prices no model online.
     return {
-        "DJANGO_SETTINGS_MODULE": "minirag.settings",
-        "MINIRAG_READ_DOTENV": "false",
-        "MINIRAG_SECRET_KEY": secrets.token_urlsafe(48),
-        "MINIRAG_JWT_SECRET": secrets.token_urlsafe(48),
-        "MINIRAG_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "MINIRAG_DATA_DIR": str(data_dir),
-        "DATABASE_URL": database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}",
-        "REDIS_URL": "",
-        "QDRANT_URL": "",
-        "QDRANT_PATH": str(data_dir / "qdrant"),
-        "MINIRAG_TASKS_IN_PROCESS": "true",
-        "MINIRAG_TASKS_RUN_INLINE": "true",
-        "MINIRAG_IN_PROCESS_SCHEDULER": "false",
-        "MINIRAG_LOG_LEVEL": "WARNING",
+        **embedded_environment(data_dir, database_url),
         "MINIRAG_ALLOWED_HOSTS": "*",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }

@@ -22,7 +22,6 @@ Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import random
 import secrets
@@ -34,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import embedded_environment  # noqa: E402
 
 WORDS = (
     "account address answer billing cancel card charge contract customer data delivery device discount document "
@@ -68,24 +69,7 @@ def make_corpus(target_chunks: int, seed: int = 7, sizes: tuple[int, ...] = DOCU
 
 
 def configure(data_dir: Path, database_url: str | None) -> None:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "minirag.settings",
-            "MINIRAG_READ_DOTENV": "false",
-            "MINIRAG_SECRET_KEY": secrets.token_urlsafe(48),
-            "MINIRAG_JWT_SECRET": secrets.token_urlsafe(48),
-            "MINIRAG_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "MINIRAG_DATA_DIR": str(data_dir),
-            "DATABASE_URL": database_url or f"sqlite:///{data_dir / 'bench.sqlite3'}",
-            "REDIS_URL": "",
-            "QDRANT_URL": "",
-            "QDRANT_PATH": str(data_dir / "qdrant"),
-            "MINIRAG_TASKS_IN_PROCESS": "true",
-            "MINIRAG_TASKS_RUN_INLINE": "true",
-            "MINIRAG_IN_PROCESS_SCHEDULER": "false",
-            "MINIRAG_LOG_LEVEL": "WARNING",
-        }
-    )
+    os.environ.update(embedded_environment(data_dir, database_url))
     import django
 
     django.setup()

@@ -116,13 +116,7 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
     used, prompt = _grounding(turn, retrieval)
     bot = turn.bot
     try:
-        completion = await acomplete(
-            model=bot.model,
-            messages=prompt,
-            temperature=bot.temperature,
-            max_tokens=bot.max_tokens,
-            api_key=await _api_key(bot),
-        )
+        completion = await acomplete(**await _model_arguments(bot, prompt))
     except ModelError as error:
         await _record_failure(turn, model=bot.model, error=error.message, streamed=False)
         raise _as_api_error(error, turn) from error
@@ -149,6 +143,17 @@ def _bot_api_key(bot: Any) -> str | None:
 _record_answer = sync_to_async(releasing_connection(record_answer))
 _record_failure = sync_to_async(releasing_connection(record_failure))
 _api_key = sync_to_async(releasing_connection(_bot_api_key))
+
+
+async def _model_arguments(bot: Any, prompt: list[dict[str, str]]) -> dict[str, Any]:
+    """What the model gateway needs for one answer of `bot`, streamed or not."""
+    return {
+        "model": bot.model,
+        "messages": prompt,
+        "temperature": bot.temperature,
+        "max_tokens": bot.max_tokens,
+        "api_key": await _api_key(bot),
+    }
 
 
 # --- Streaming --------------------------------------------------------------------------------
@@ -210,13 +215,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
     yield sse("sources", {"sources": [citation(chunk) for chunk in used]})
     bot = turn.bot
     try:
-        generation = await astream(
-            model=bot.model,
-            messages=prompt,
-            temperature=bot.temperature,
-            max_tokens=bot.max_tokens,
-            api_key=await _api_key(bot),
-        )
+        generation = await astream(**await _model_arguments(bot, prompt))
     except ModelError as error:
         await _record_failure(turn, model=bot.model, error=error.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(error, turn).detail})

@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -34,7 +33,7 @@ from chat.serializers import (
 )
 from minirag.db import release_connection
 from minirag.errors import ApplicationError, InvalidInputError
-from minirag.lookups import parse_uuid
+from minirag.lookups import uuid_query_param
 from minirag.openapi import ERROR_RESPONSES, ErrorSerializer
 from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
 from minirag.throttling import client_address
@@ -56,16 +55,6 @@ class EventStreamTolerantNegotiation(DefaultContentNegotiation):
             return super().select_renderer(request, renderers, format_suffix)
         except NotAcceptable:
             return renderers[0], renderers[0].media_type
-
-
-def _query_uuid(request: Request, name: str) -> uuid.UUID | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    value = parse_uuid(raw)
-    if value is None:
-        raise InvalidInputError.for_field(name, "Must be a UUID.")
-    return value
 
 
 VISITOR_HEADER = "X-MiniRAG-Visitor"
@@ -101,7 +90,7 @@ class ChatView(TenantAPIView):
         responses={200: ChatSerializer(many=True), **ERROR_RESPONSES},
     )
     def get(self, request: Request) -> Response:
-        chats = selectors.chat_list(tenant=self.tenant, bot_profile_id=_query_uuid(request, "bot_profile_id"))
+        chats = selectors.chat_list(tenant=self.tenant, bot_profile_id=uuid_query_param(request, "bot_profile_id"))
         paginator = ArrayLimitOffsetPagination()
         page = paginator.paginate_queryset(chats, request, view=self)
         return paginator.get_paginated_response(ChatSerializer(page, many=True).data)
@@ -209,7 +198,7 @@ class ChatBulkExportView(TenantAPIView):
         chats = list(
             selectors.chats_for_export(
                 tenant=self.tenant,
-                bot_profile_id=_query_uuid(request, "bot_profile_id"),
+                bot_profile_id=uuid_query_param(request, "bot_profile_id"),
                 from_date=from_date,
                 to_date=to_date,
                 limit=int_query_param(request, "limit", 100, 1, 1000),
@@ -362,14 +351,14 @@ class CostEstimateStatsView(StatsView):
 
 class FeedbackStatsView(StatsView):
     def compute(self, request: Request) -> Any:
-        return stats.feedback(self.tenant, _days(request), _query_uuid(request, "bot_profile_id"))
+        return stats.feedback(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
 
 
 class FeedbackTrendStatsView(StatsView):
     def compute(self, request: Request) -> Any:
-        return stats.feedback_trend(self.tenant, _days(request), _query_uuid(request, "bot_profile_id"))
+        return stats.feedback_trend(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
 
 
 class UnansweredStatsView(StatsView):
     def compute(self, request: Request) -> Any:
-        return stats.unanswered(self.tenant, _days(request), _query_uuid(request, "bot_profile_id"))
+        return stats.unanswered(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))

@@ -1,5 +1,5 @@
-"""Fetching one row by id the way the API promises: a malformed id, a missing id and another
-tenant's id all give the same 404."""
+"""Ids from requests: fetching one row the way the API promises (a malformed id, a missing id and
+another tenant's id all give the same 404), and UUID query parameters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
-from minirag.errors import NotFoundError
+from minirag.errors import InvalidInputError, NotFoundError
 
 M = TypeVar("M", bound=Model)
 
@@ -20,6 +20,17 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def uuid_query_param(request: Any, name: str) -> uuid.UUID | None:
+    """`?name=<uuid>` as a UUID; absent or empty is None, anything else a 422 naming the parameter."""
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    value = parse_uuid(raw)
+    if value is None:
+        raise InvalidInputError.for_field(name, "Must be a UUID.")
+    return value
 
 
 def get_by_id_or_404(queryset: QuerySet[M], object_id: Any, *, label: str) -> M:

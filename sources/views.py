@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bots.selectors import bot_profile_reference
-from minirag.errors import InvalidInputError, PayloadTooLargeError
-from minirag.lookups import parse_uuid
+from minirag.errors import PayloadTooLargeError
+from minirag.lookups import uuid_query_param
 from minirag.openapi import ERROR_RESPONSES
 from sources import selectors, services
 from sources.events import SOURCE_EVENT, progress_snapshot, source_channel, tenant_sources_channel
@@ -73,16 +73,6 @@ class SizeCappedUploadHandler(FileUploadHandler):
         return None  # the next handler builds the file
 
 
-def _query_uuid(request: Request, name: str) -> Any:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    value = parse_uuid(raw)
-    if value is None:
-        raise InvalidInputError.for_field(name, "Must be a UUID.")
-    return value
-
-
 class SourceViewSet(TenantViewSet):
     """Knowledge sources of the tenant's bots. Any role reads; owners and admins change sources
     and trigger ingestion (which costs embedding calls)."""
@@ -100,8 +90,8 @@ class SourceViewSet(TenantViewSet):
     def get_queryset(self) -> Any:
         return selectors.source_list(
             tenant=self.tenant,
-            bot_profile_id=_query_uuid(self.request, "bot_profile_id"),
-            parent_id=_query_uuid(self.request, "parent_id"),
+            bot_profile_id=uuid_query_param(self.request, "bot_profile_id"),
+            parent_id=uuid_query_param(self.request, "parent_id"),
             include_children=self.request.query_params.get("include_children", "").lower() in ("1", "true", "yes"),
         )
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
+from chat.tests.conftest import ModelSpy, add_knowledge, use_model
 from conftest import TenantWorld, api_client
 from minirag.rate_limits import MINUTE, Limit, RateLimited, hit, seconds_until_allowed
 
@@ -159,3 +160,18 @@ def test_a_malformed_visitor_id_is_a_clear_400(alpha: TenantWorld, visitor: str)
     )
     assert response.status_code == 400
     assert "X-MiniRAG-Visitor must be 1-64 characters" in response.json()["detail"]
+
+
+# --- What visitors are told -------------------------------------------------------------------
+
+
+def test_visitors_get_model_failures_without_provider_internals(alpha: TenantWorld, model_spy: ModelSpy) -> None:
+    add_knowledge(alpha, "Hours", "The office opens at nine in the morning.")
+    use_model(alpha, "gpt-4o-mini")
+    model_spy.mock(mock_response="litellm.RateLimitError")
+    visitor = ask(widget(alpha, "visitor-one"), alpha)
+    assert visitor.status_code == 503
+    assert visitor.json()["detail"] == "The model is unavailable right now; please try again."
+    staff = ask(alpha.client(), alpha)
+    assert staff.status_code == 503
+    assert staff.json()["detail"].startswith("The model is unavailable right now; please try again. (")
