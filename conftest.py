@@ -25,6 +25,8 @@ from tenants.authentication import Principal
 from tenants.models import ApiToken, Role, Tenant, User
 from tenants.tenancy import current_scope, tenant_scope
 from tenants.tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, make_token
+from webhooks.models import SUBSCRIBABLE_EVENTS, Webhook
+from webhooks.services import webhook_create
 
 
 def api_client(raw_token: str | None = None, **headers: str) -> APIClient:
@@ -47,6 +49,7 @@ class TenantWorld:
     bot: BotProfile
     text_source: Source | None = None
     upload_source: Source | None = None
+    webhook: Webhook | None = None
     tokens: dict[str, str] = field(default_factory=dict)  # role or "bot" → raw token
     token_rows: dict[str, ApiToken] = field(default_factory=dict)
 
@@ -69,6 +72,10 @@ def build_world(slug: str) -> TenantWorld:
         world.token_rows[who], world.tokens[who] = make_token(user, name=f"{slug} {who} token")
     world.token_rows["bot"], world.tokens["bot"] = make_token(owner, name=f"{slug} widget", bot_profile=bot)
     with tenant_scope(tenant):
+        # Nothing listens there: its deliveries fail and wait for a retry, filling the delivery log.
+        world.webhook, _ = webhook_create(
+            tenant=tenant, url=f"http://127.0.0.1:9/{slug}-hooks", events=list(SUBSCRIBABLE_EVENTS)
+        )
         world.text_source = source_create(
             tenant=tenant,
             bot_profile=bot,

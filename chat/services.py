@@ -23,6 +23,7 @@ from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
 from minirag.pricing import cost_usd
 from tenants.authentication import Principal
 from tenants.tenancy import tenant_scope
+from webhooks import events as webhook_events
 
 TITLE_LENGTH = 80
 CITATION_PREVIEW_CHARS = 200
@@ -122,7 +123,8 @@ class AnswerRecord:
 
 def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
     """The assistant's message, its usage (with its cost at today's price) and the chat's
-    counters, in one transaction; a refusal also lands on the unanswered-questions list."""
+    counters, in one transaction; a refusal also lands on the unanswered-questions list. The
+    `chat.message` webhook deliveries are recorded in it too, and sent once it commits."""
     with tenant_scope(turn.tenant_id), transaction.atomic():
         message = Message.objects.create(
             tenant_id=turn.tenant_id,
@@ -166,6 +168,15 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
                 normalized_question=normalize_question(turn.question),
                 best_score=answer.best_score,
             )
+        webhook_events.chat_message(
+            tenant_id=turn.tenant_id,
+            message=message,
+            bot_profile_id=turn.bot.pk,
+            user_message_id=turn.user_message_id,
+            question=turn.question,
+            streamed=answer.streamed,
+            citations=message.sources,
+        )
     return message
 
 

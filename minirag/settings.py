@@ -171,6 +171,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "refresh-due-sources": {"task": "sources.refresh_due_sources", "schedule": 60.0},
     "reap-stuck-sources": {"task": "sources.reap_stuck_sources", "schedule": 120.0},
+    "send-due-webhook-deliveries": {"task": "webhooks.send_due_deliveries", "schedule": 10.0},
 }
 # Embedded mode: how many background threads run tasks, and whether a scheduler thread runs the
 # periodic tasks above (the server process starts it; tests and management commands do not).
@@ -225,6 +226,20 @@ INGEST_MAX_ATTEMPTS: int = env.int("MINIRAG_INGEST_MAX_ATTEMPTS", default=5)
 CRAWL_DEFAULT_MAX_PAGES: int = env.int("MINIRAG_CRAWL_DEFAULT_MAX_PAGES", default=50)
 CRAWL_MAX_PAGES_LIMIT: int = env.int("MINIRAG_CRAWL_MAX_PAGES_LIMIT", default=1000)
 CRAWL_DELAY_SECONDS: float = env.float("MINIRAG_CRAWL_DELAY_SECONDS", default=0.5)
+
+# --- Webhooks ---------------------------------------------------------------------------------
+
+# One delivery attempt may take this long (connect, TLS and response included); no redirects.
+WEBHOOK_TIMEOUT_SECONDS: float = env.float("MINIRAG_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# `POST /v1/webhooks/{id}/test` waits at most this long for the receiver.
+WEBHOOK_TEST_TIMEOUT_SECONDS: float = env.float("MINIRAG_WEBHOOK_TEST_TIMEOUT_SECONDS", default=5.0)
+# Attempts per delivery; retries wait RETRY_BASE * 3^(n-1) seconds ±25% (30 s, 1½ min, … ≈ 6 h).
+WEBHOOK_MAX_ATTEMPTS: int = env.int("MINIRAG_WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS: float = env.float("MINIRAG_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+# An endpoint is disabled after this many failed attempts in a row that span at least
+# WEBHOOK_DISABLE_AFTER_SECONDS (so a short outage of a busy endpoint does not disable it).
+WEBHOOK_DISABLE_AFTER_FAILURES: int = env.int("MINIRAG_WEBHOOK_DISABLE_AFTER_FAILURES", default=10)
+WEBHOOK_DISABLE_AFTER_SECONDS: int = env.int("MINIRAG_WEBHOOK_DISABLE_AFTER_SECONDS", default=6 * 3600)
 
 # --- Auth -------------------------------------------------------------------------------------
 

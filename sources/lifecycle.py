@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -39,6 +39,7 @@ from sources.models import IN_FLIGHT_STATUSES, RefreshSchedule, Source, SourceSt
 from sources.services import next_refresh_time, remove_source_vectors, source_ingest_request
 from tenants.models import Tenant
 from tenants.tenancy import tenant_scope, tenant_scope_disabled
+from webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -149,25 +150,67 @@ def _finish(source: Source, run_id: uuid.UUID, **fields: Any) -> bool:
     return bool(written)
 
 
-def _mark_ready(source: Source, run_id: uuid.UUID, *, documents: int, chunks: int) -> None:
+def _mark_ready(source: Source, run_id: uuid.UUID, *, documents: int, chunks: int, is_parent: bool = False) -> None:
+    """The run succeeded. A page's or file's `source.ingested` goes out with the new status; a
+    parent's waits until its pages have finished (`_announce_parent_if_settled`)."""
     now = timezone.now()
-    _finish(
-        source,
-        run_id,
-        status=SourceStatus.READY,
-        error_message="",
-        document_count=documents,
-        chunk_count=chunks,
-        chunks_done=chunks,
-        chunks_total=chunks,
-        last_refreshed_at=now,
-        next_refresh_at=next_refresh_time(source.refresh_schedule, now),
-        ingest_attempt=0,
-    )
+    with transaction.atomic():
+        finished = _finish(
+            source,
+            run_id,
+            status=SourceStatus.READY,
+            error_message="",
+            document_count=documents,
+            chunk_count=chunks,
+            chunks_done=chunks,
+            chunks_total=chunks,
+            last_refreshed_at=now,
+            next_refresh_at=next_refresh_time(source.refresh_schedule, now),
+            ingest_attempt=0,
+        )
+        if finished and not is_parent:
+            webhook_events.source_ingested(source)
+    if finished and source.parent_id:
+        _announce_parent_if_settled(source.parent_id)
 
 
 def _mark_error(source: Source, run_id: uuid.UUID, message: str) -> None:
-    _finish(source, run_id, status=SourceStatus.ERROR, error_message=message, ingest_attempt=0)
+    with transaction.atomic():
+        finished = _finish(source, run_id, status=SourceStatus.ERROR, error_message=message, ingest_attempt=0)
+        if finished:
+            webhook_events.source_failed(source, message)
+    if finished and source.parent_id:
+        _announce_parent_if_settled(source.parent_id)
+
+
+def _announce_parent_if_settled(parent_id: uuid.UUID) -> None:
+    """Once none of a sitemap, crawl or batch parent's pages is queued or processing any more,
+    send the parent's event, with its pages' totals, once per parent run. Each page checks after
+    its own status is committed, and the parent after raising its flag, so whoever finishes last
+    sees everything finished; the flag is lowered by exactly one of them."""
+    pages = Source.objects.filter(parent_id=parent_id, is_active=True)
+    if pages.filter(status__in=IN_FLIGHT_STATUSES).exists():
+        return
+    with transaction.atomic():
+        if not Source.objects.filter(pk=parent_id, children_event_pending=True).update(children_event_pending=False):
+            return  # another page announced it, or the parent's run has not finished discovering
+        parent = Source.objects.get(pk=parent_id)
+        ready, failed = Q(status=SourceStatus.READY), Q(status=SourceStatus.ERROR)
+        totals = pages.aggregate(
+            pages=Count("pk"),
+            failed=Count("pk", filter=failed),
+            documents=Sum("document_count", filter=ready),
+            chunks=Sum("chunk_count", filter=ready),
+        )
+        counts = {"children_count": totals["pages"], "failed_children": totals["failed"]}
+        if totals["pages"] and totals["failed"] == totals["pages"]:
+            first_error = pages.filter(failed).order_by("name").values_list("error_message", flat=True).first()
+            webhook_events.source_failed(
+                parent, f"All {totals['pages']} pages failed. The first: {first_error}", **counts
+            )
+        else:
+            parent.document_count, parent.chunk_count = totals["documents"] or 0, totals["chunks"] or 0
+            webhook_events.source_ingested(parent, **counts)
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -232,7 +275,7 @@ def _ingest_parent(tenant: Tenant, source: Source, run_id: uuid.UUID) -> RunRepo
                 path_prefix=config.get("path_prefix"),
             )
         sync_child_pages(tenant=tenant, parent=source, urls=urls)
-    _mark_ready(source, run_id, documents=0, chunks=0)
+    _mark_ready(source, run_id, documents=0, chunks=0, is_parent=True)
     children = Source.objects.filter(tenant=tenant, parent=source, is_active=True).exclude(
         status__in=IN_FLIGHT_STATUSES
     )
@@ -241,6 +284,10 @@ def _ingest_parent(tenant: Tenant, source: Source, run_id: uuid.UUID) -> RunRepo
             source_ingest_request(tenant=tenant, source=child)
         except Exception:
             logger.warning("Could not queue child source %s.", child.pk, exc_info=True)
+    # Only now that every page is queued may the last one to finish announce the parent (or the
+    # parent itself, if they all finished already, or there are none).
+    Source.objects.filter(pk=source.pk).update(children_event_pending=True)
+    _announce_parent_if_settled(source.pk)
     return RunReport(chunks=0)
 
 
@@ -344,6 +391,10 @@ def reap_stuck_sources(now: datetime | None = None) -> int:
             reaped += 1
             source = Source.objects.get(pk=source_id)
             publish_source_event(source)
+            if next_attempt is None:
+                webhook_events.source_failed(source, source.error_message)
+                if source.parent_id:
+                    _announce_parent_if_settled(source.parent_id)
             if next_attempt is not None:
                 try:
                     dispatch(ingest_source, tenant_id=str(tenant_id), source_id=str(source_id), attempt=next_attempt)

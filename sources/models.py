@@ -88,6 +88,9 @@ class Source(TenantOwnedModel):
     # True from a run's first vector write until its cleanup: if still set when the next run
     # starts, the previous one died in between and may have left points to sweep.
     index_dirty = models.BooleanField(default=False, editable=False)
+    # A sitemap, crawl or batch parent whose run finished discovering: its webhook event is sent
+    # once its pages have all finished (see lifecycle._announce_parent_if_settled).
+    children_event_pending = models.BooleanField(default=False, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

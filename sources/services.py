@@ -11,7 +11,6 @@ import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -26,7 +25,7 @@ from minirag.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from minirag.safe_http import BlockedDestinationError, FetchError, check_url
+from minirag.safe_http.validation import validated_public_url
 from minirag.sentinels import UNSET
 from minirag.task_queue import QueueUnavailableError, dispatch
 from minirag.vectorstore import get_vector_store
@@ -59,26 +58,9 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {
 }
 SECRET_CONFIG_KEYS = frozenset({"api_token"})
 MAX_CRAWL_DEPTH = 5
-MAX_URL_LENGTH = 2048
 
 
 # --- Validation -------------------------------------------------------------------------------
-
-
-def _validate_url(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError.for_field(field, "A URL is required.")
-    url = value.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > MAX_URL_LENGTH:
-        raise InvalidInputError.for_field(field, "Must be an http(s) URL of at most 2048 characters.")
-    try:
-        check_url(url)
-    except BlockedDestinationError as exc:
-        raise InvalidInputError.for_field(field, exc.message) from None
-    except FetchError:
-        pass  # e.g. DNS temporarily failing: the ingestion will report it if it persists
-    return url
 
 
 def _validate_int(config: dict[str, Any], key: str, *, default: int, low: int, high: int) -> int:
@@ -109,9 +91,9 @@ def validate_config(
     if is_group:
         return public, secrets
     if source_type == SourceType.URL:
-        public["url"] = _validate_url(config.get("url"), "config.url")
+        public["url"] = validated_public_url(config.get("url"), "config.url")
     elif source_type in (SourceType.SITEMAP, SourceType.CRAWL):
-        public["url"] = _validate_url(config.get("url"), "config.url")
+        public["url"] = validated_public_url(config.get("url"), "config.url")
         public["max_pages"] = _validate_int(
             config, "max_pages", default=settings.CRAWL_DEFAULT_MAX_PAGES, low=1, high=settings.CRAWL_MAX_PAGES_LIMIT
         )
@@ -123,7 +105,7 @@ def validate_config(
                 raise InvalidInputError.for_field("config.path_prefix", "Must be a path starting with '/'.")
             public["path_prefix"] = prefix
     elif source_type == SourceType.NYXCORE:
-        public["base_url"] = _validate_url(config.get("base_url"), "config.base_url").rstrip("/")
+        public["base_url"] = validated_public_url(config.get("base_url"), "config.base_url").rstrip("/")
         public["limit"] = _validate_int(config, "limit", default=10, low=1, high=50)
         authority = config.get("authority")
         if authority is not None:

@@ -65,10 +65,10 @@ class TenantViewSet(TenantScopeMixin, viewsets.GenericViewSet):
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return self.input_serializer_classes.get(getattr(self, "action", None) or "", self.serializer_class)
 
-    def paginated(self, queryset: Any) -> Response:
-        """One page of `queryset` rendered with `serializer_class` (total in X-Total-Count)."""
+    def paginated(self, queryset: Any, serializer_class: type[serializers.Serializer] | None = None) -> Response:
+        """One page of `queryset` rendered with `serializer_class` (default: the view's; total in X-Total-Count)."""
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.serializer_class(page, many=True).data)
+        return self.get_paginated_response((serializer_class or self.serializer_class)(page, many=True).data)
 
     def validated_input(self) -> dict[str, Any]:
         serializer = self.get_serializer(data=self.request.data)

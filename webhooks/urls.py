@@ -1,3 +1,10 @@
 """Routes of the `webhooks` app, mounted under /v1."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from webhooks import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("webhooks", views.WebhookViewSet, basename="webhook")
+
+urlpatterns = router.urls

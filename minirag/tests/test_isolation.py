@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.isolation]
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 # Path parameters whose model cannot be read off the view (add nested routes' kwargs here).
-KWARG_MODELS: dict[str, str] = {"message_id": "chat.Message"}
+KWARG_MODELS: dict[str, str] = {"message_id": "chat.Message", "delivery_id": "webhooks.WebhookDelivery"}
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,8 @@ def test_the_suite_sees_the_routes_it_must_cover() -> None:
         "source-ingest-children", "source-events", "source-tenant-events", "chat", "chat-bulk-export",
         "chat-detail", "chat-messages", "chat-feedback", "chat-export", "stats-pricing", "stats-overview",
         "stats-usage", "stats-usage-by-bot", "stats-usage-by-model", "stats-cost-estimate", "stats-feedback",
-        "stats-feedback-trend", "stats-unanswered",
+        "stats-feedback-trend", "stats-unanswered", "webhook-list", "webhook-detail", "webhook-test",
+        "webhook-rotate-secret", "webhook-deliveries", "webhook-delivery-detail", "webhook-delivery-redeliver",
     }  # fmt: skip
     assert expected <= names
     unnamed = [route.template for route in v1_routes() if not route.name]

@@ -1,0 +1,90 @@
+"""The events other apps announce, with their payloads. Each call records deliveries for the
+subscribed endpoints inside the caller's transaction; sending happens after it commits.
+
+Payloads keep the v1 fields (`source.ingested {source_id, source_name, document_count,
+chunk_count}`, `source.failed {source_id, error}`, `chat.message {chat_id, message_id,
+bot_profile_id}`) and add context a receiver would otherwise have to fetch; every payload also
+carries `event`, `delivery_id`, `created_at` and `tenant_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from webhooks.models import WebhookEvent
+from webhooks.services import webhook_event_emit
+
+if TYPE_CHECKING:
+    from chat.models import Message
+    from sources.models import Source
+
+
+def _source_fields(source: Source) -> dict[str, Any]:
+    return {
+        "source_id": str(source.pk),
+        "source_name": source.name,
+        "source_type": source.source_type,
+        "bot_profile_id": str(source.bot_profile_id),
+        "parent_id": str(source.parent_id) if source.parent_id else None,
+    }
+
+
+def source_ingested(source: Source, **extra: Any) -> None:
+    """A source became ready. For a sitemap, crawl or batch parent this is sent once all of its
+    pages have finished, with their totals (`extra`: `children_count`, `failed_children`)."""
+    webhook_event_emit(
+        tenant_id=source.tenant_id,
+        event=WebhookEvent.SOURCE_INGESTED,
+        fields={
+            **_source_fields(source),
+            "document_count": source.document_count,
+            "chunk_count": source.chunk_count,
+            "last_refreshed_at": source.last_refreshed_at,
+            **extra,
+        },
+    )
+
+
+def source_failed(source: Source, error: str, **extra: Any) -> None:
+    webhook_event_emit(
+        tenant_id=source.tenant_id,
+        event=WebhookEvent.SOURCE_FAILED,
+        fields={**_source_fields(source), "error": error, **extra},
+    )
+
+
+def chat_message(
+    *,
+    tenant_id: uuid.UUID,
+    message: Message,
+    bot_profile_id: uuid.UUID,
+    user_message_id: uuid.UUID,
+    question: str,
+    streamed: bool,
+    citations: Sequence[dict[str, Any]],
+) -> None:
+    """The bot stored an answer (complete, a refusal, or the part streamed before a failure or a
+    disconnect): the question and the answer, so a CRM or helpdesk can file the exchange as is."""
+    webhook_event_emit(
+        tenant_id=tenant_id,
+        event=WebhookEvent.CHAT_MESSAGE,
+        fields={
+            "chat_id": str(message.chat_id),
+            "message_id": str(message.pk),
+            "bot_profile_id": str(bot_profile_id),
+            "user_message_id": str(user_message_id),
+            "question": question,
+            "answer": message.content,
+            "outcome": message.outcome,
+            "model": message.model,
+            "streamed": streamed,
+            "prompt_tokens": message.prompt_tokens,
+            "completion_tokens": message.completion_tokens,
+            "sources": [
+                {key: citation.get(key) for key in ("source_id", "source_name", "url", "score")}
+                for citation in citations
+            ],
+        },
+    )
