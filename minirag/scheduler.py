@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+from celery import Task
 from django.conf import settings
 from django.db import connections
 
@@ -31,11 +32,20 @@ def start_in_process_scheduler() -> bool:
     return True
 
 
-def _loop() -> None:
-    from celery import current_app
+def periodic_tasks() -> dict[str, tuple[Task, float]]:
+    """CELERY_BEAT_SCHEDULE as (task, interval in seconds) by entry name. The tasks modules are
+    imported first, as a worker does when it starts: a web process has not imported them."""
+    from minirag.celery import app
 
-    schedule = {name: float(entry["schedule"]) for name, entry in settings.CELERY_BEAT_SCHEDULE.items()}
-    tasks = {name: entry["task"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()}
+    app.loader.import_default_modules()
+    return {
+        name: (app.tasks[entry["task"]], float(entry["schedule"]))
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+    }
+
+
+def _loop() -> None:
+    schedule = periodic_tasks()
     next_run = dict.fromkeys(schedule, time.monotonic() + TICK_SECONDS)
     while True:
         time.sleep(TICK_SECONDS)
@@ -43,9 +53,10 @@ def _loop() -> None:
         for name, due in next_run.items():
             if now < due:
                 continue
-            next_run[name] = now + schedule[name]
+            task, interval = schedule[name]
+            next_run[name] = now + interval
             try:
-                current_app.tasks[tasks[name]]()
+                task()
             except Exception:
                 logger.exception("Periodic task %s failed.", name)
             finally:

@@ -26,7 +26,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from minirag.crypto import decrypt_text
+from minirag.crypto import DecryptionError, decrypt_text
 from minirag.safe_http import FetchError, fetch
 from minirag.task_queue import QueueUnavailableError, dispatch
 from tenants.tenancy import tenant_scope, tenant_scope_disabled
@@ -43,6 +43,10 @@ CLAIM_MARGIN_SECONDS = 60  # a claim outlives the attempt's timeout by this much
 REDISPATCH_AFTER_SECONDS = 120  # a queued attempt not started by then is presumed lost
 SWEEP_BATCH = 500
 RETRY_AFTER_CAP_SECONDS = 3600
+UNREADABLE_SECRET = (
+    "Not sent: the signing secret cannot be decrypted with the configured MINIRAG_ENCRYPTION_KEYS "
+    "(a key was removed too early). Rotate the webhook's secret."
+)
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,16 @@ def post_signed(*, webhook: Webhook, delivery: WebhookDelivery, timeout: float) 
     the address again, so a DNS change since the URL was saved gets nowhere), signed now.
     Redirects are not followed: a receiver that moved must be updated by its owner."""
     body = delivery.body.encode()
+    try:
+        secret = decrypt_text(webhook.secret_ciphertext)
+    except DecryptionError:
+        return AttemptResult(None, 0, error=UNREADABLE_SECRET)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         EVENT_HEADER: delivery.event,
         DELIVERY_HEADER: str(delivery.pk),
-        **signature_headers(decrypt_text(webhook.secret_ciphertext), body),
+        **signature_headers(secret, body),
     }
     started = time.monotonic()
     try:

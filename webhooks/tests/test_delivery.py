@@ -288,3 +288,16 @@ def test_a_streamed_refusal_is_announced_as_the_bots_answer(
     [payload] = [request.payload for request in receiver.received]
     assert payload["outcome"] == "refused" and payload["streamed"] is True and payload["sources"] == []
     assert payload["message_id"] == dict(events)["done"]["message_id"]
+
+
+def test_a_secret_that_cannot_be_decrypted_fails_the_attempt_readably(
+    alpha: TenantWorld, receiver: Receiver, committed: Any
+) -> None:
+    webhook, _ = register(alpha, receiver.url(), events=["chat.message"])
+    with tenant_scope(alpha.tenant):
+        Webhook.objects.filter(pk=webhook.pk).update(secret_ciphertext="gAAAA-encrypted-with-a-key-now-gone")
+    with committed():
+        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+    [delivery] = deliveries(alpha, webhook)
+    assert "cannot be decrypted" in delivery.last_error and delivery.attempt_count == 1
+    assert delivery.state == DeliveryState.PENDING and receiver.received == []
