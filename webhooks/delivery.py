@@ -12,7 +12,6 @@ worker that dies mid-attempt lets the claim lapse and the sweeper sends the deli
 
 from __future__ import annotations
 
-import http
 import logging
 import random
 import time
@@ -28,6 +27,7 @@ from django.utils import timezone
 
 from minirag.crypto import DecryptionError, decrypt_text
 from minirag.safe_http import FetchError, fetch
+from minirag.safe_http.responses import retry_after_seconds, status_phrase
 from minirag.task_queue import QueueUnavailableError, dispatch
 from tenants.tenancy import tenant_scope, tenant_scope_disabled
 from webhooks.models import DeliveryState, Webhook, WebhookDelivery
@@ -100,25 +100,16 @@ def post_signed(*, webhook: Webhook, delivery: WebhookDelivery, timeout: float) 
     status = response.status_code
     if 200 <= status < 300:
         return AttemptResult(status, response.elapsed_ms, text)
-    error = f"The receiver answered {status} {_phrase(status)}."
+    error = f"The receiver answered {status} {status_phrase(status)}."
     if 300 <= status < 400:
         error += " Redirects are not followed; update the webhook's URL."
-    return AttemptResult(status, response.elapsed_ms, text, error, _retry_after(response.headers.get("retry-after")))
+    return AttemptResult(
+        status, response.elapsed_ms, text, error, retry_after_seconds(response.headers.get("retry-after"))
+    )
 
 
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "(non-standard status)"
-
-
-def _retry_after(value: str | None) -> float | None:
-    return float(value) if value and value.strip().isdigit() else None
 
 
 def retry_delay(series_attempts: int, retry_after: float | None = None) -> float:

@@ -8,7 +8,9 @@ same bytes, and the receiver can use `delivery_id` as its idempotency key), wher
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -70,8 +72,7 @@ class WebhookDelivery(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=50)
-    payload = models.JSONField()
-    # The exact bytes sent (and signed) on every attempt.
+    # The exact JSON sent (and signed) on every attempt; `payload` is its parsed form.
     body = models.TextField(editable=False)
 
     state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
@@ -103,3 +104,7 @@ class WebhookDelivery(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.webhook_id}"
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.body)

@@ -152,7 +152,6 @@ def _new_delivery(webhook: Webhook, event: str, fields: dict[str, Any]) -> Webho
         tenant_id=webhook.tenant_id,
         webhook=webhook,
         event=event,
-        payload=json.loads(body),  # exactly what is sent (datetimes as ISO strings)
         body=body,
         next_attempt_at=now,
         dispatched_at=now,

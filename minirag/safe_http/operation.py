@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import http
 import json as jsonlib
 import ssl
 import time
@@ -11,7 +9,6 @@ import zlib
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import httpcore
@@ -25,6 +22,8 @@ from minirag.safe_http.responses import (
     InvalidURLError,
     ResponseTooLargeError,
     UnsupportedContentTypeError,
+    retry_after_seconds,
+    status_phrase,
 )
 from minirag.safe_http.transport import Deadline
 
@@ -171,28 +170,12 @@ def _reason(exc: Exception) -> str:
 
 
 def _status_error(host: str, status: int, headers: httpx.Headers) -> FetchError:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "error"
     return FetchError(
-        f"{host} answered {status} {phrase}",
+        f"{host} answered {status} {status_phrase(status)}",
         transient=status >= 500 or status in (408, 425, 429),
         status_code=status,
-        retry_after=_retry_after(headers.get("retry-after", "")),
+        retry_after=retry_after_seconds(headers.get("retry-after", "")),
     )
-
-
-def _retry_after(value: str) -> float | None:
-    """Seconds to wait, from a Retry-After header (delay-seconds or an HTTP date)."""
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _parse_content_type(value: str) -> tuple[str, str | None]:

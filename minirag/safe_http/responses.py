@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import email.utils
+import http
 import json as jsonlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from charset_normalizer import from_bytes
+
+
+def status_phrase(status: int) -> str:
+    """ "Not Found" for 404; "error" for a status HTTP does not name."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait, from a Retry-After header (delay-seconds or an HTTP date)."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class FetchError(Exception):

@@ -128,6 +128,15 @@ def register(
         return webhook_create(tenant=world.tenant, url=url, events=events or list(SUBSCRIBABLE_EVENTS), secret=secret)
 
 
+def ask(world: TenantWorld, question: str = "Refunds?") -> Any:
+    """A non-streamed chat turn as the world's owner: one `chat.message` event."""
+    response = world.client().post(
+        "/v1/chat", {"bot_profile_id": str(world.bot.pk), "message": question}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response
+
+
 def assert_authentic(request: Received, secret: str) -> dict[str, Any]:
     """Both signature forms verify with the receiver's secret (and fail with another one); the
     headers carry the event and delivery id. Returns the payload."""

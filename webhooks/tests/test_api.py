@@ -17,7 +17,7 @@ from webhooks.delivery import REDISPATCH_AFTER_SECONDS, send_due_deliveries
 from webhooks.models import DeliveryState, Webhook, WebhookDelivery
 from webhooks.services import MAX_WEBHOOKS_PER_TENANT
 from webhooks.signing import verify
-from webhooks.tests.conftest import Receiver, assert_authentic, deliveries, register, reload
+from webhooks.tests.conftest import Receiver, ask, assert_authentic, deliveries, register, reload
 
 pytestmark = pytest.mark.django_db
 
@@ -237,7 +237,7 @@ def test_redelivery_sends_the_same_delivery_again(alpha: TenantWorld, receiver: 
     webhook, secret = register(alpha, receiver.url(), events=["chat.message"])
     receiver.answer(500)
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     with tenant_scope(alpha.tenant):
         WebhookDelivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.FAILED, next_attempt_at=None)
@@ -250,6 +250,18 @@ def test_redelivery_sends_the_same_delivery_again(alpha: TenantWorld, receiver: 
     assert delivered.state == DeliveryState.SUCCEEDED and delivered.attempt_count == 2
     first, second = receiver.received
     assert first.body == second.body and assert_authentic(second, secret)["delivery_id"] == str(delivery.pk)
+
+    # A delivery still waiting for a retry is sent now, keeping its attempt budget.
+    receiver.answer(500)
+    with committed():
+        ask(alpha)
+    waiting = deliveries(alpha, webhook)[-1]
+    assert reload(alpha, waiting).next_attempt_at > timezone.now() + timedelta(seconds=20)
+    with committed():
+        now = alpha.client("admin").post(f"/v1/webhooks/{webhook.pk}/deliveries/{waiting.pk}/redeliver")
+    assert now.status_code == 202
+    waiting = reload(alpha, waiting)
+    assert waiting.state == DeliveryState.SUCCEEDED and waiting.series_attempts == 2
 
     ping = alpha.client("admin").post(f"/v1/webhooks/{webhook.pk}/test").json()
     again = alpha.client("admin").post(f"/v1/webhooks/{webhook.pk}/deliveries/{ping['delivery_id']}/redeliver")

@@ -19,7 +19,7 @@ from tenants.tenancy import tenant_scope
 from webhooks import delivery as sending
 from webhooks.models import DeliveryState, Webhook, WebhookDelivery
 from webhooks.services import webhook_event_emit
-from webhooks.tests.conftest import Receiver, assert_authentic, deliveries, fast_forward, register, reload
+from webhooks.tests.conftest import Receiver, ask, assert_authentic, deliveries, fast_forward, register, reload
 
 pytestmark = pytest.mark.django_db
 
@@ -81,16 +81,14 @@ def test_every_event_arrives_with_both_signatures(
 def test_events_reach_only_subscribed_active_endpoints_of_their_own_tenant(
     alpha: TenantWorld, beta: TenantWorld, receiver: Receiver, committed: Any
 ) -> None:
+    switched_off, _ = register(alpha, receiver.url("/alpha-off"))  # every event, but disabled below
     register(alpha, receiver.url("/alpha-chat"), events=["chat.message"])
     with tenant_scope(alpha.tenant):
-        sources_hook = Webhook.objects.create(
-            tenant=alpha.tenant, url=receiver.url("/alpha-off"), events=["source.ingested"], secret_ciphertext="x"
-        )
-        Webhook.objects.filter(pk=sources_hook.pk).update(is_active=False)
+        Webhook.objects.filter(pk=switched_off.pk).update(is_active=False)
     register(beta, receiver.url("/beta"))
     with committed():
         ingest_text(alpha, "Alpha ships every weekday before noon from the central warehouse.")
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Ships?"}, format="json")
+        ask(alpha, "Ships?")
     assert [(r.path, r.event) for r in receiver.received] == [("/alpha-chat", "chat.message")]
 
 
@@ -110,7 +108,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_recovers(
     receiver.answer(503, headers={"Retry-After": "600"})
     receiver.answer(408)
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     waits = [fast_forward(alpha, delivery) for _ in range(4)]
 
@@ -139,7 +137,7 @@ def test_a_receiver_that_stays_down_exhausts_the_schedule_and_is_disabled(
     receiver.default.status = 500
     with committed():
         for question in ("Refunds?", "Shipping?"):
-            alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": question}, format="json")
+            ask(alpha, question)
     first, second = deliveries(alpha, webhook)
     waits = [fast_forward(alpha, first) for _ in range(settings.WEBHOOK_MAX_ATTEMPTS - 2)]
     # Attempts so far: 7 of the first delivery, 1 of the second: 8 failures in a row, endpoint disabled.
@@ -155,7 +153,7 @@ def test_a_receiver_that_stays_down_exhausts_the_schedule_and_is_disabled(
     assert shown["is_active"] is False and shown["disabled_reason"] == webhook.disabled_reason
 
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "More?"}, format="json")
+        ask(alpha, "More?")
     assert len(deliveries(alpha, webhook)) == 2, "a disabled endpoint gets no new deliveries"
 
 
@@ -166,7 +164,7 @@ def test_the_attempt_budget_ends_a_delivery_as_failed(
     webhook, _ = register(alpha, receiver.url(), events=["chat.message"])
     receiver.default.status = 500
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     fast_forward(alpha, delivery)
     fast_forward(alpha, delivery)
@@ -179,7 +177,7 @@ def test_410_gone_disables_the_endpoint_at_once(alpha: TenantWorld, receiver: Re
     webhook, _ = register(alpha, receiver.url(), events=["chat.message"])
     receiver.answer(410)
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     assert reload(alpha, delivery).state == DeliveryState.FAILED
     webhook = reload(alpha, webhook)
@@ -193,7 +191,7 @@ def test_redirects_are_not_followed(alpha: TenantWorld, receiver: Receiver, comm
     webhook, _ = register(alpha, receiver.url(), events=["chat.message"])
     receiver.answer(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     delivery = reload(alpha, delivery)
     assert delivery.state == DeliveryState.PENDING and delivery.last_status_code == 302
@@ -218,7 +216,7 @@ def test_the_ssrf_guard_checks_the_destination_again_at_delivery(
     settings.ALLOW_PRIVATE_NETWORKS = False
     answers["hooks.example.com"] = ["127.0.0.1"]
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     for webhook in (rebinding, loopback):
         [delivery] = deliveries(alpha, webhook)
         assert "private or reserved address" in delivery.last_error and delivery.last_status_code is None
@@ -232,7 +230,7 @@ def test_a_slow_receiver_is_cut_off_by_the_timeout(
     webhook, _ = register(alpha, receiver.url(), events=["chat.message"])
     receiver.answer(200, delay=3)
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     delivery = reload(alpha, delivery)
     assert delivery.state == DeliveryState.PENDING and "timed out after 0.5 s" in delivery.last_error
@@ -244,7 +242,7 @@ def test_a_duplicated_message_or_a_second_worker_sends_nothing_twice(
 ) -> None:
     webhook, _ = register(alpha, receiver.url(), events=["chat.message"])
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     with tenant_scope(alpha.tenant):
         assert sending.attempt_delivery(delivery_id=delivery.pk) is None  # already delivered
@@ -297,7 +295,7 @@ def test_a_secret_that_cannot_be_decrypted_fails_the_attempt_readably(
     with tenant_scope(alpha.tenant):
         Webhook.objects.filter(pk=webhook.pk).update(secret_ciphertext="gAAAA-encrypted-with-a-key-now-gone")
     with committed():
-        alpha.client().post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Refunds?"}, format="json")
+        ask(alpha)
     [delivery] = deliveries(alpha, webhook)
     assert "cannot be decrypted" in delivery.last_error and delivery.attempt_count == 1
     assert delivery.state == DeliveryState.PENDING and receiver.received == []
