@@ -23,22 +23,43 @@ class DecryptionError(Exception):
 
 
 @lru_cache(maxsize=1)
-def _multi_fernet() -> MultiFernet:
+def _fernets() -> tuple[Fernet, ...]:
+    """One Fernet per configured key, newest first."""
     keys = [key.strip() for key in settings.ENCRYPTION_KEYS if key.strip()]
     if not keys:
         raise ImproperlyConfigured("MINIRAG_ENCRYPTION_KEYS holds no key.")
     try:
-        return MultiFernet([Fernet(key.encode()) for key in keys])
+        return tuple(Fernet(key.encode()) for key in keys)
     except ValueError as exc:
         raise ImproperlyConfigured(
             "MINIRAG_ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe base64 bytes)."
         ) from exc
 
 
+@lru_cache(maxsize=1)
+def _multi_fernet() -> MultiFernet:
+    return MultiFernet(list(_fernets()))
+
+
 @receiver(setting_changed)
 def _forget_keys_on_settings_change(*, setting: str, **kwargs: Any) -> None:
     if setting == "ENCRYPTION_KEYS":
+        _fernets.cache_clear()
         _multi_fernet.cache_clear()
+
+
+def configured_key_count() -> int:
+    """How many keys MINIRAG_ENCRYPTION_KEYS holds (1 means there is nothing to rotate from)."""
+    return len(_fernets())
+
+
+def is_under_newest_key(ciphertext: str) -> bool:
+    """Whether `ciphertext` was encrypted with the first (newest) key, i.e. needs no rotation."""
+    try:
+        _fernets()[0].decrypt(ciphertext.encode())
+    except InvalidToken:
+        return False
+    return True
 
 
 def encrypt_text(plaintext: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chat.tests.conftest import add_knowledge, ask
+from chat.tests.conftest import ModelSpy, add_knowledge, ask, use_model
 from conftest import TenantWorld
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +160,39 @@ def test_the_chat_command_streams_answers_with_sources(alpha: TenantWorld, monke
     assert out.getvalue().count("bot> ") == 2
     chats = alpha.client().get("/v1/chat").json()
     assert chats[0]["message_count"] == 4  # both questions went into one conversation
+
+
+def test_the_chat_command_errors_are_one_line_and_a_failed_answer_is_an_error(
+    alpha: TenantWorld, beta: TenantWorld, model_spy: ModelSpy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io as stdio
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    def chat(*args: str) -> tuple[str, str]:
+        out, err = stdio.StringIO(), stdio.StringIO()
+        call_command("chat", "--tenant", "alpha", *args, stdout=out, stderr=err)
+        return out.getvalue(), err.getvalue()
+
+    bot = str(alpha.bot.pk)
+    for args, message in [
+        (("--bot", bot, "--message", "  "), "--message: The message is empty."),
+        (("--bot", bot, "--message", "x" * 32_001), "--message: The message is longer than 32000 characters."),
+        (("--bot", str(beta.bot.pk), "--message", "Hi"), "Bot profile not found."),
+        (("--bot", bot, "--user", "ghost@alpha.example", "--message", "Hi"), "No such active user in this tenant."),
+    ]:
+        with pytest.raises(CommandError) as raised:
+            chat(*args)
+        assert str(raised.value) == message
+
+    # Interactive: a question the API would refuse is reported and the session goes on.
+    monkeypatch.setattr("sys.stdin", stdio.StringIO("x" * 32_001 + "\nWhen is the shop open?\n\n"))
+    out, err = chat("--bot", bot)
+    assert "longer than 32000 characters" in err and out.count("bot> ") == 1
+
+    add_knowledge(alpha, "Hours", "The shop is open Monday to Friday from 9:00 to 18:00.")
+    use_model(alpha, "gpt-4o-mini")
+    model_spy.mock(mock_response="litellm.RateLimitError")
+    with pytest.raises(CommandError, match=r"^The answer failed: .*unavailable"):
+        chat("--bot", bot, "--message", "When is the shop open?")

@@ -55,3 +55,14 @@ def test_ingest_refuses_unknown_or_foreign_sources(alpha: TenantWorld, beta: Ten
         call_command("ingest", "--tenant", "alpha", "--source", str(beta.text_source.pk))
     with pytest.raises(CommandError, match="No active source"):
         call_command("ingest", "--tenant", "alpha", "--source", "nope")
+
+
+def test_ingest_bot_filter_must_name_a_bot_of_this_tenant(alpha: TenantWorld, beta: TenantWorld) -> None:
+    for bot in ("nope", str(beta.bot.pk)):
+        with pytest.raises(CommandError, match="Bot profile not found"):
+            call_command("ingest", "--tenant", "alpha", "--all", "--bot", bot)
+    with pytest.raises(CommandError, match="--bot goes with --all"):
+        call_command("ingest", "--tenant", "alpha", "--source", str(alpha.text_source.pk), "--bot", str(alpha.bot.pk))
+    out = io.StringIO()
+    call_command("ingest", "--tenant", "alpha", "--all", "--bot", str(alpha.bot.pk), stdout=out)
+    assert "Ingested 2 source(s)." in out.getvalue()

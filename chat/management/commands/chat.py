@@ -12,19 +12,28 @@ from django.core.management.base import CommandError, CommandParser
 
 from bots.selectors import bot_profile_get
 from chat import turns
+from chat.serializers import MAX_MESSAGE_CHARS
 from chat.services import prepare_turn
 from minirag.errors import ApplicationError
+from minirag.management.base import command_error
 from tenants.authentication import Principal
 from tenants.management.base import TenantCommand
 from tenants.models import Role, Tenant, User, normalize_email
 
 
 class Command(TenantCommand):
-    help = (
-        "Chat with a bot in the terminal: each answer is streamed as it is generated and followed by its "
-        "sources. Type a question and press Enter; an empty line or Ctrl-D ends. --message asks one question "
-        "and exits. The conversation is stored like any other (as --user, default the first owner)."
-    )
+    help = """\
+Chat with a bot in the terminal. Each answer is streamed as it is generated, then its sources
+are listed ([1] source name, title, URL, score). Type a question and press Enter; an empty line
+or Ctrl-D ends. With --message, asks that one question, prints the answer and exits (status 1 if
+the answer failed). The conversation is stored like any other, for --user (default: the tenant's
+first active owner), and follows the bot's retrieval and refusal settings.
+
+Examples:
+  python manage.py chat --tenant acme --bot BOT_ID
+  python manage.py chat --tenant acme --bot BOT_ID --message "How long do refunds take?"
+"""
+    option_names = {"message": "--message", "bot_profile_id": "--bot"}
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bot", required=True, help="Id of the bot profile to talk to.")
@@ -42,16 +51,31 @@ class Command(TenantCommand):
         if user is None:
             raise CommandError("No such active user in this tenant.")
         principal = Principal(tenant=tenant, user=user, method="session")
-        self.stdout.write(self.style.SUCCESS(f"Chatting with {bot.name} ({bot.model}). Empty line to quit."))
-        questions = [options["message"]] if options["message"] else self._questions()
+        one_question = options["message"] is not None
+        if not one_question:
+            self.stdout.write(self.style.SUCCESS(f"Chatting with {bot.name} ({bot.model}). Empty line to quit."))
+        questions = [options["message"]] if one_question else self._questions()
         chat_id: uuid.UUID | None = None
         for question in questions:
+            problem = _question_problem(question)
+            if problem and one_question:
+                raise CommandError(f"--message: {problem}")
+            if problem:
+                self.stderr.write(f"error: {problem}")
+                continue
             try:
                 turn = prepare_turn(principal=principal, bot_profile_id=bot.pk, message=question, chat_id=chat_id)
             except ApplicationError as exc:
-                raise CommandError(exc.detail) from exc
+                if one_question:
+                    raise command_error(exc, options=self.option_names) from exc
+                self.stderr.write(f"error: {exc.detail}")  # a bad question ends nothing: ask another
+                continue
             chat_id = turn.chat_id
-            async_to_sync(self._print_answer)(turn)
+            failure = async_to_sync(self._print_answer)(turn)
+            if failure and one_question:
+                raise CommandError(f"The answer failed: {failure}")
+            if failure:
+                self.stderr.write(f"error: {failure}")
 
     def _questions(self) -> Any:
         while True:
@@ -63,7 +87,8 @@ class Command(TenantCommand):
                 return
             yield line.strip()
 
-    async def _print_answer(self, turn: Any) -> None:
+    async def _print_answer(self, turn: Any) -> str | None:
+        """Stream one answer; returns the error's detail if it failed."""
         sources: list[dict[str, Any]] = []
         self.stdout.write("bot> ", ending="")
         async for event in turns.stream(turn):
@@ -77,8 +102,7 @@ class Command(TenantCommand):
                 self.stdout.flush()
             elif name == "error":
                 self.stdout.write("")
-                self.stderr.write(f"error: {data['detail']}")
-                return
+                return str(data["detail"])
         self.stdout.write("")
         for number, source in enumerate(sources, start=1):
             where = f" — {source['title']}" if source.get("title") and source["title"] != source["source_name"] else ""
@@ -86,6 +110,16 @@ class Command(TenantCommand):
             self.stdout.write(
                 self.style.HTTP_INFO(f"  [{number}] {source['source_name']}{where}{url} ({source['score']})")
             )
+        return None
+
+
+def _question_problem(question: str) -> str | None:
+    """What the API would refuse in this question (checked by its serializer there)."""
+    if not question.strip():
+        return "The message is empty."
+    if len(question) > MAX_MESSAGE_CHARS:
+        return f"The message is longer than {MAX_MESSAGE_CHARS} characters."
+    return None
 
 
 def _parse(event: str) -> tuple[str, dict[str, Any]]:

@@ -15,9 +15,11 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.test.utils import override_settings
 
@@ -33,21 +35,32 @@ from minirag.demo import (
     demo_bot,
     demo_widget_origins,
 )
+from minirag.errors import ApplicationError, InvalidInputError
+from minirag.management.base import MiniRAGCommand, command_error
 from sources.models import Source, SourceStatus
 from sources.services import source_create, source_ingest_request, source_update
 from tenants.models import ApiToken, Role, Tenant, User
-from tenants.services import api_token_create, api_token_update, tenant_bootstrap
+from tenants.services import api_token_create, api_token_update, normalize_origin, tenant_bootstrap
 from tenants.tenancy import tenant_scope, tenant_scope_disabled
 from tenants.tokens import hash_api_token
 
 BASE_DIR = Path(settings.BASE_DIR)
 
 
-class Command(BaseCommand):
-    help = (
-        "Create (once) the demo tenant with an owner, a bot and an API token, plus a platform operator "
-        "for /dashboard/, then print URLs, logins and a curl to try."
-    )
+class Command(MiniRAGCommand):
+    help = """\
+Create the demo that `make run` starts with, once: a platform operator for /dashboard/, the
+demo tenant with its owner, an API token, a bot whose knowledge is MiniRAG's own README and
+docs (ingested here; unchanged files are skipped), and a widget token for /widget-demo/.
+
+Idempotent: a second run changes nothing and prints the same credentials. Prints the URLs
+(API, docs, health, dashboard, widget demo), the logins, the demo API token and curl commands to
+try. Generated passwords and the token are kept in $MINIRAG_DATA_DIR/demo-credentials.json
+(mode 0600) for this local demo only; never run it against a production database.
+
+Example:
+  python manage.py seed_demo --base-url http://127.0.0.1:8000
+"""
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -56,6 +69,13 @@ class Command(BaseCommand):
         parser.add_argument("--skip-knowledge", action="store_true", help="Do not (re)ingest the demo documents.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        _check_base_url(options["base_url"])
+        try:
+            self._seed(options)
+        except (ApplicationError, ValidationError) as exc:
+            raise command_error(exc) from exc
+
+    def _seed(self, options: dict[str, Any]) -> None:
         credentials_path = Path(settings.DATA_DIR) / "demo-credentials.json"
         stored = _read_credentials(credentials_path)
         with transaction.atomic():
@@ -135,6 +155,17 @@ class Command(BaseCommand):
                 "  Background work runs in this process. With REDIS_URL set, run `make worker` and `make beat`."
             )
         self.stdout.write(line)
+
+
+def _check_base_url(base_url: str) -> None:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CommandError(f"--base-url: '{base_url}' is not an http(s) URL such as http://127.0.0.1:8000.")
+    try:
+        for origin in demo_widget_origins(base_url):
+            normalize_origin(origin)
+    except (InvalidInputError, ValueError):
+        raise CommandError(f"--base-url: '{base_url}' has an invalid host or port.") from None
 
 
 def _read_credentials(path: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from bots.selectors import bot_profile_get
 from minirag.lookups import parse_uuid
 from sources import lifecycle
 from sources.models import IN_FLIGHT_STATUSES, Source, SourceStatus
@@ -20,19 +21,32 @@ BAR_WIDTH = 30
 
 
 class Command(TenantCommand):
-    help = (
-        "Ingest a tenant's sources synchronously in this process (like a worker would), showing progress. "
-        "--source ID for one source, --all for every active top-level source (optionally of --bot ID). "
-        "In the embedded mode, stop `make run` first: local Qdrant allows one process at a time."
-    )
+    help = """\
+Ingest a tenant's sources now, in this process, the way a worker would: fetch, extract, chunk,
+embed and index, with a progress bar per source on a terminal. Sitemaps and crawls discover
+their pages and ingest them too. Unchanged chunks reuse their stored vectors.
+
+--source ID ingests one active source; --all ingests every active top-level source of the
+tenant, or only those of --bot ID. Prints one line per source (✓ with its chunk counts, or ✗ with
+the error) and a summary; exits with status 1 if any source ended in error.
+
+In the embedded mode (local Qdrant), stop `make run` first: local Qdrant allows one process at a
+time.
+
+Examples:
+  python manage.py ingest --tenant acme --source SOURCE_ID
+  python manage.py ingest --tenant acme --all --bot BOT_ID
+"""
 
     def add_arguments(self, parser: CommandParser) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--source", help="Id of the source to ingest.")
         target.add_argument("--all", action="store_true", help="Every active top-level source of the tenant.")
-        parser.add_argument("--bot", help="With --all: only this bot's sources.")
+        parser.add_argument("--bot", help="With --all: only this bot's sources (bot profile id).")
 
     def handle_tenant(self, tenant: Tenant, *args: Any, **options: Any) -> None:
+        if options["bot"] and not options["all"]:
+            raise CommandError("--bot goes with --all (a --source is already one bot's).")
         sources = Source.objects.filter(tenant=tenant, is_active=True)
         if options["source"]:
             source_id = parse_uuid(options["source"])
@@ -42,7 +56,7 @@ class Command(TenantCommand):
         else:
             sources = sources.filter(parent__isnull=True)
             if options["bot"]:
-                sources = sources.filter(bot_profile_id=parse_uuid(options["bot"]))
+                sources = sources.filter(bot_profile=bot_profile_get(tenant=tenant, bot_profile_id=options["bot"]))
         targets = list(sources.order_by("created_at"))
         if not targets:
             self.stdout.write("Nothing to ingest.")

@@ -6,17 +6,33 @@ import getpass
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
 
 from minirag.errors import ApplicationError
+from minirag.management.base import MiniRAGCommand, command_error, write_secret
 from tenants.services import tenant_bootstrap
 
+OPTION_NAMES = {
+    "name": "--name",
+    "slug": "--slug",
+    "email": "--owner-email",
+    "display_name": "--owner-name",
+}
 
-class Command(BaseCommand):
-    help = (
-        "Create a tenant, its owner user and the owner's first API token. The token is printed once. "
-        "The password is read from --owner-password-stdin or prompted for."
-    )
+
+class Command(MiniRAGCommand):
+    help = """\
+Create a tenant, its owner user and the owner's first API token, as POST /v1/tenants does.
+
+The owner's password is prompted for, or read from the first line of standard input with
+--owner-password-stdin (for scripts). Prints the new tenant's slug and id, the owner's email and
+the API token, which is shown only this once.
+
+Example:
+  echo 'a long passphrase' | python manage.py createtenant --name "Acme Inc" --slug acme \\
+      --owner-email owner@acme.example --owner-password-stdin
+"""
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True, help="Display name of the tenant.")
@@ -30,10 +46,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["owner_password_stdin"]:
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = getpass.getpass("Owner password: ")
+        try:
+            if options["owner_password_stdin"]:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass("Owner password: ")
+        except (EOFError, KeyboardInterrupt):
+            raise CommandError("No password given; nothing was created.") from None
         try:
             result = tenant_bootstrap(
                 name=options["name"],
@@ -42,9 +61,8 @@ class Command(BaseCommand):
                 owner_password=password,
                 owner_display_name=options["owner_name"],
             )
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
+        except (ApplicationError, ValidationError) as exc:
+            raise command_error(exc, options=OPTION_NAMES) from exc
         self.stdout.write(self.style.SUCCESS(f"Created tenant '{result.tenant.slug}' ({result.tenant.pk})."))
-        self.stdout.write(f"Owner:     {result.owner.email}")
-        self.stdout.write(f"API token: {result.raw_token}")
-        self.stdout.write("The API token is shown only this once; store it now.")
+        self.stdout.write(f"Owner: {result.owner.email}")
+        write_secret(self.stdout, "API token", result.raw_token)
