@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -46,8 +47,19 @@ if BEHIND_TLS_PROXY:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("MINIRAG_HSTS_SECONDS", default=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("MINIRAG_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("MINIRAG_HSTS_PRELOAD", default=False)
+    # A plain-HTTP request that reached the app anyway is redirected to https...
+    SECURE_SSL_REDIRECT = env.bool("MINIRAG_SSL_REDIRECT", default=True)
+# ...except the liveness probe and the metrics scrape, which container healthchecks and Prometheus
+# make over plain HTTP inside the private network (paths without their leading slash).
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
 
+# Security headers on every response (SecurityMiddleware, XFrameOptionsMiddleware). The widget is
+# a <script> on customer pages, never an iframe, so no page of ours needs to be framed.
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
@@ -73,6 +85,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every response (redirects and errors included) carries X-Request-ID and is counted.
+    "minirag.metrics.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "minirag.cors.WidgetCorsMiddleware",
@@ -168,6 +182,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Two queues: `celery` (ingestion, refreshes, the reaper) and `webhooks` (deliveries to customer
+# endpoints, which can be slow). A worker started without -Q consumes both; a busy deployment runs
+# `celery -A minirag worker -Q webhooks` separately so slow receivers never delay ingestion.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Each queue is bound under its own routing key, so the broker's bindings say exactly where a
+# message goes.
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("webhooks", routing_key="webhooks"))
+CELERY_TASK_ROUTES = {"webhooks.*": {"queue": "webhooks"}}
+# Workers log through LOGGING below (JSON in the Docker image) instead of Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "refresh-due-sources": {"task": "sources.refresh_due_sources", "schedule": 60.0},
     "reap-stuck-sources": {"task": "sources.reap_stuck_sources", "schedule": 120.0},
@@ -396,15 +420,29 @@ STATIC_ROOT = Path(env.str("MINIRAG_STATIC_ROOT", default=str(BASE_DIR / "static
 # the production image runs collectstatic and turns this off.
 SERVESTATIC_USE_FINDERS: bool = env.bool("MINIRAG_STATIC_USE_FINDERS", default=True)
 SERVESTATIC_AUTOREFRESH = DEBUG
+if not SERVESTATIC_USE_FINDERS:
+    # Collected files get content-hashed names (cached forever by browsers) and pre-compressed
+    # gzip siblings, all served by servestatic from STATIC_ROOT.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
+    }
 
 # --- Logging ----------------------------------------------------------------------------------
 
 LOG_LEVEL: str = env.str("MINIRAG_LOG_LEVEL", default="INFO").upper()
+# `plain` for people, `json` (one object per line, see minirag/logs.py) for log collectors.
+LOG_FORMAT: str = env.str("MINIRAG_LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("MINIRAG_LOG_FORMAT must be 'plain' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "minirag.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
@@ -412,3 +450,27 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Operations: metrics, error reporting -----------------------------------------------------
+
+# `GET /metrics` (Prometheus text format: request counts and latency by route) is off unless this
+# token is set; scrapers then send `Authorization: Bearer <token>`. Process-level numbers only.
+METRICS_TOKEN: str = env.str("MINIRAG_METRICS_TOKEN", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("MINIRAG_METRICS_TOKEN must be at least 24 characters long (or empty: metrics off).")
+
+# Errors (and, at the given sample rate, performance traces) go to Sentry only when a DSN is set.
+# Request bodies, local variables and personal data are never sent: they may hold visitors'
+# messages, tenants' documents or decrypted provider keys.
+SENTRY_DSN: str = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+        max_request_body_size="never",
+        include_local_variables=False,
+    )

@@ -33,9 +33,13 @@ _TEST_ENV = {
     "MINIRAG_LOGIN_RATE": "10000/minute",
     "MINIRAG_CACHE_PREFIX": f"minirag-test-{os.getpid()}",
     "MINIRAG_LOG_LEVEL": "WARNING",
+    "MINIRAG_LOG_FORMAT": "plain",
+    # Metrics tests turn the endpoint on with override_settings.
+    "MINIRAG_METRICS_TOKEN": "",
 }
 os.environ.update(_TEST_ENV)
 os.environ.pop("OPENAI_API_KEY", None)
+os.environ.pop("SENTRY_DSN", None)
 # A test that starts another process (a real Celery worker) passes it settings through this.
 os.environ.update(json.loads(os.environ.get("MINIRAG_TEST_ENV_OVERRIDES", "{}")))
 

@@ -1,11 +1,11 @@
-"""URL map: `/health`, the `/v1` API (+ schema and docs), the `/dashboard/` admin."""
+"""URL map: `/health`, `/metrics`, the `/v1` API (+ schema and docs), the `/dashboard/` admin."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from minirag import views, widget
+from minirag import metrics, views, widget
 
 api_v1 = [
     path("system/health", views.SystemHealthView.as_view(), name="system-health"),
@@ -21,6 +21,7 @@ api_v1 = [
 
 urlpatterns = [
     path("health", views.liveness, name="health"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("v1/", include(api_v1)),
     path("dashboard/widget/minirag-widget.js", widget.widget_script, name="widget-script"),
     path("widget-demo/", widget.widget_demo, name="widget-demo"),
