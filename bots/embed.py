@@ -61,7 +61,9 @@ def public_base_url(request: Any) -> str:
 
 def _usable_bot_tokens(bot: BotProfile) -> list[ApiToken]:
     now = timezone.now()
-    tokens = ApiToken.objects.filter(tenant_id=bot.tenant_id, bot_profile=bot, is_active=True).order_by("-created_at")
+    tokens = ApiToken.objects.filter(
+        tenant_id=bot.tenant_id, bot_profile=bot, is_active=True, is_dashboard_preview=False
+    ).order_by("-created_at")
     return [token for token in tokens if not token.is_expired(now)]
 
 

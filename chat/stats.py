@@ -89,7 +89,7 @@ def overview(tenant: Tenant) -> dict[str, Any]:
     }
 
 
-def usage_by_day(tenant: Tenant, days: int) -> list[dict[str, Any]]:
+def usage_by_day(tenant: Tenant, days: int, *, with_cost: bool = False) -> list[dict[str, Any]]:
     rows = (
         _usage(tenant, days)
         .annotate(date=TruncDate("created_at"))
@@ -97,7 +97,7 @@ def usage_by_day(tenant: Tenant, days: int) -> list[dict[str, Any]]:
         .annotate(**_token_sums())
         .order_by("date", "model")
     )
-    return [{"date": row["date"].isoformat(), "model": row["model"], **_row(row, with_cost=False)} for row in rows]
+    return [{"date": row["date"].isoformat(), "model": row["model"], **_row(row, with_cost=with_cost)} for row in rows]
 
 
 def usage_by_bot(tenant: Tenant, days: int) -> list[dict[str, Any]]:

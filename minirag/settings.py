@@ -67,7 +67,7 @@ INSTALLED_APPS = [
     # `tenants` comes before django.contrib.auth so that its createsuperuser/changepassword
     # (which run with the tenant scope explicitly disabled) replace Django's.
     "tenants",
-    "django.contrib.admin",
+    "minirag.dashboard.apps.DashboardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

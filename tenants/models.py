@@ -173,12 +173,16 @@ class ApiToken(TenantOwnedModel):
     visitor_messages_per_minute = models.PositiveIntegerField(null=True, blank=True)
     visitor_messages_per_day = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # A short-lived bot token the dashboard made for its "Try it" panel; never offered in embed
+    # snippets.
+    is_dashboard_preview = models.BooleanField(default=False, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
+        verbose_name = "API token"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
 

@@ -338,6 +338,38 @@ def bot_token_raw(token: ApiToken) -> str | None:
         return None
 
 
+PREVIEW_TOKEN_LIFETIME = dt.timedelta(minutes=30)
+# A try-it token with less time left than this is not handed out again (the panel may stay open).
+PREVIEW_TOKEN_MIN_REMAINING = dt.timedelta(minutes=10)
+
+
+@transaction.atomic
+def preview_token_for(*, tenant: Tenant, user: User, bot_profile: BotProfile, origin: str) -> ApiToken:
+    """A short-lived widget token for the dashboard's "Try it" panel: it chats only with this bot,
+    only from the dashboard's own origin, for 30 minutes. A still-fresh one is reused; expired
+    ones are removed (chats they started stay)."""
+    now = timezone.now()
+    previews = ApiToken.objects.filter(tenant=tenant, is_dashboard_preview=True)
+    previews.filter(expires_at__lte=now).delete()
+    origin = normalize_origin(origin)
+    for token in previews.filter(
+        user=user, bot_profile=bot_profile, is_active=True, expires_at__gt=now + PREVIEW_TOKEN_MIN_REMAINING
+    ):
+        if token.allowed_origins == [origin] and bot_token_raw(token):
+            return token
+    token, _ = api_token_create(
+        tenant=tenant,
+        user=user,
+        name="Dashboard try-it",
+        bot_profile=bot_profile,
+        allowed_origins=[origin],
+        expires_at=now + PREVIEW_TOKEN_LIFETIME,
+    )
+    token.is_dashboard_preview = True
+    token.save(update_fields=["is_dashboard_preview"])
+    return token
+
+
 @transaction.atomic
 def api_token_revoke(*, tenant: Tenant, token: ApiToken) -> ApiToken:
     """Idempotent: revoking a revoked token changes nothing."""
@@ -346,7 +378,9 @@ def api_token_revoke(*, tenant: Tenant, token: ApiToken) -> ApiToken:
     if token.is_active:
         token.is_active = False
         token.revoked_at = timezone.now()
-        token.save(update_fields=["is_active", "revoked_at"])
+        # A revoked widget token's raw value is of no further use: keep no copy of it.
+        token.raw_token_ciphertext = ""
+        token.save(update_fields=["is_active", "revoked_at", "raw_token_ciphertext"])
     return token
 
 

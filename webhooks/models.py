@@ -97,6 +97,7 @@ class WebhookDelivery(TenantOwnedModel):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
         indexes = [
             models.Index(fields=["tenant", "webhook", "-created_at"]),
             models.Index(fields=["state", "next_attempt_at"]),

@@ -1,35 +1,546 @@
-"""The dashboard (/dashboard/) runs with the right tenant scope: operators see every tenant."""
+"""The dashboard (/dashboard/): operators see every tenant; a tenant's owners and admins see and
+change only their own, everywhere (lists, pages, autocomplete, actions, custom pages), because
+their requests run in their tenant's scope; members may not log in; secrets never reach the HTML;
+writes go through the same services as the API."""
 
 from __future__ import annotations
 
-import pytest
+import re
+from collections.abc import Iterator
+from typing import Any
 
-from conftest import TenantWorld
-from tenants.models import User
-from tenants.tenancy import tenant_scope_disabled
+import pytest
+from django.contrib import admin
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client, RequestFactory
+from django.urls import reverse
+
+from bots.models import BotProfile
+from bots.services import bot_profile_credentials, bot_profile_update
+from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
+from conftest import TenantWorld, api_client
+from sources.models import Chunk, Source, SourceStatus
+from sources.services import source_create, source_secrets
+from tenants.models import ApiToken, Tenant, User
+from tenants.services import user_create
+from tenants.tenancy import tenant_scope, tenant_scope_disabled
+from webhooks.models import Webhook, WebhookDelivery
+from webhooks.tests.conftest import Receiver, assert_authentic, receiver  # noqa: F401 - the receiver fixture
 
 pytestmark = pytest.mark.django_db
+OPERATOR_EMAIL, OPERATOR_PASSWORD = "ops@example.com", "operator-password"
+BOT_API_KEY = "sk-test-provider-key-that-must-stay-hidden"
+NYXCORE_TOKEN = "nyx-search-token-that-must-stay-hidden"
 
 
-def test_an_operator_logs_in_and_sees_every_tenants_rows(alpha: TenantWorld, beta: TenantWorld, client) -> None:
+def login(client: Client, email: str, password: str, workspace: str = "") -> Any:
+    return client.post(
+        "/dashboard/login/?next=/dashboard/", {"username": email, "password": password, "workspace": workspace}
+    )
+
+
+@pytest.fixture
+def operator_client(client: Client) -> Client:
     with tenant_scope_disabled("test: create operator"):
-        User.objects.create_superuser("ops@example.com", "operator-password")
-    response = client.post(
-        "/dashboard/login/?next=/dashboard/", {"username": "ops@example.com", "password": "operator-password"}
-    )
-    assert response.status_code == 302 and response["Location"] == "/dashboard/"
+        User.objects.create_superuser(OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    assert login(client, OPERATOR_EMAIL, OPERATOR_PASSWORD).status_code == 302
+    return client
+
+
+def tenant_client(world: TenantWorld, who: str = "owner") -> Client:
+    client = Client()
+    response = login(client, getattr(world, who).email, world.password)
+    assert response.status_code == 302, response.content[:2000]
+    return client
+
+
+def with_secrets(world: TenantWorld) -> None:
+    """Give the world one secret of every kind the dashboard must never show."""
+    with tenant_scope(world.tenant):
+        bot_profile_update(tenant=world.tenant, bot=world.bot, credentials={"api_key": BOT_API_KEY})
+        source_create(
+            tenant=world.tenant,
+            bot_profile=world.bot,
+            name="search service",
+            source_type="nyxcore",
+            config={"base_url": "https://search.example.com", "api_token": NYXCORE_TOKEN},
+        )
+
+
+def model_pages(world: TenantWorld) -> Iterator[tuple[type, Any]]:
+    """(model, a row of `world`'s tenant) for every model the dashboard shows."""
+    with tenant_scope_disabled("test: pick rows"):
+        for model in admin.site._registry:
+            if model is Tenant:
+                yield model, world.tenant
+                continue
+            if model is User:
+                yield model, world.admin
+                continue
+            row = model.all_tenants.filter(tenant=world.tenant).first()
+            assert row is not None, f"build_world has no {model.__name__}: give it one so the dashboard is walked"
+            yield model, row
+
+
+def admin_url(model: type, view: str, *args: Any) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+# --- Who may log in ---------------------------------------------------------------------------
+
+
+def test_operators_owners_and_admins_log_in_members_do_not(alpha: TenantWorld, operator_client: Client) -> None:
+    assert operator_client.get("/dashboard/").status_code == 200
+    for who in ("owner", "admin"):
+        assert tenant_client(alpha, who).get("/dashboard/").status_code == 200
+    refused = login(Client(), alpha.member.email, alpha.password)
+    assert refused.status_code == 200
+    assert b"dashboard is for owners and admins" in refused.content
+    wrong = login(Client(), alpha.owner.email, "not-the-password")
+    assert b"Please enter the correct email and password" in wrong.content
+
+
+def test_an_email_in_two_tenants_logs_in_with_its_workspace(alpha: TenantWorld, beta: TenantWorld) -> None:
+    with tenant_scope(beta.tenant):
+        user_create(tenant=beta.tenant, actor=None, email=alpha.owner.email, password=alpha.password, role="owner")
+    assert login(Client(), alpha.owner.email, alpha.password).status_code == 200  # ambiguous
+    client = Client()
+    assert login(client, alpha.owner.email, alpha.password, workspace="beta").status_code == 302
     page = client.get("/dashboard/bots/botprofile/")
-    assert page.status_code == 200
-    assert b"alpha bot" in page.content and b"beta bot" in page.content
-    assert client.get(f"/dashboard/bots/botprofile/{alpha.bot.pk}/change/").status_code == 200
-    assert client.get("/dashboard/tenants/user/").status_code == 200
-    assert client.get("/dashboard/tenants/apitoken/").status_code == 200
+    assert b"beta bot" in page.content and b"alpha bot" not in page.content
+
+
+def test_a_deactivated_tenant_locks_its_admins_out(alpha: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    Tenant.objects.filter(pk=alpha.tenant.pk).update(is_active=False)
+    assert client.get("/dashboard/bots/botprofile/").status_code == 302  # back to the login page
+    assert login(Client(), alpha.owner.email, alpha.password).status_code == 200
+
+
+# --- Operators: every page, every tenant ------------------------------------------------------
+
+
+def test_an_operator_sees_every_page_of_every_tenant(
+    alpha: TenantWorld, beta: TenantWorld, operator_client: Client
+) -> None:
+    for world in (alpha, beta):
+        for model, row in model_pages(world):
+            for view, args in (("changelist", ()), ("change", (row.pk,)), ("history", (row.pk,))):
+                response = operator_client.get(admin_url(model, view, *args))
+                assert response.status_code == 200, (model.__name__, view, response.status_code)
+            if admin.site._registry[model].has_add_permission(_request_of(operator_client)):
+                assert operator_client.get(admin_url(model, "add")).status_code == 200, model.__name__
+    bots = operator_client.get("/dashboard/bots/botprofile/").content.decode()
+    assert "alpha bot" in bots and "beta bot" in bots
+    assert "Alpha Inc" in bots and "Beta Inc" in bots  # the tenant column
+    assert "tenant__id__exact" in bots  # and its filter
+    assert operator_client.get("/dashboard/usage/?tenant=beta").status_code == 200
+    assert operator_client.get("/dashboard/health/").status_code == 200
+
+
+def _request_of(client: Client) -> Any:
+    """A request carrying the client's logged-in user (for permission questions)."""
+    request = RequestFactory().get("/dashboard/")
+    request.user = User.all_tenants.get(pk=client.session["_auth_user_id"])
+    return request
+
+
+# --- Tenant admins: their tenant only, enforced by the scope ----------------------------------
+
+
+def test_a_tenant_admin_sees_only_their_tenant_everywhere(alpha: TenantWorld, beta: TenantWorld) -> None:
+    client = tenant_client(alpha, "admin")
+    beta_markers = [beta.bot.name, beta.owner.email, beta.tenant.name, beta.webhook.url, str(beta.bot.pk)]
+    for model, row in model_pages(alpha):
+        listing = client.get(admin_url(model, "changelist"))
+        assert listing.status_code == 200, model.__name__
+        text = listing.content.decode()
+        for marker in beta_markers:
+            assert marker not in text, (model.__name__, marker)
+        assert "tenant__id__exact" not in text  # no tenant filter for tenant users
+        assert client.get(admin_url(model, "change", row.pk)).status_code == 200, model.__name__
+    for model, row in model_pages(beta):
+        for view in ("change", "history", "delete"):
+            response = client.get(admin_url(model, view, row.pk))
+            assert response.status_code == 404, (model.__name__, view, response.status_code)
+    assert client.get(reverse("admin:bots_botprofile_try", args=[beta.bot.pk])).status_code == 404
+
+
+def test_autocomplete_search_and_filters_stay_in_the_tenant(alpha: TenantWorld, beta: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    found = client.get(
+        "/dashboard/autocomplete/",
+        {"term": "", "app_label": "sources", "model_name": "source", "field_name": "bot_profile"},
+    ).json()
+    assert [item["text"] for item in found["results"]] == ["alpha bot"]
+    search = client.get("/dashboard/sources/source/", {"q": "handbook"}).content.decode()
+    assert "alpha handbook" in search and "beta handbook" not in search
+    filtered = client.get("/dashboard/sources/source/", {"bot_profile__id__exact": str(beta.bot.pk)})
+    assert "beta handbook" not in filtered.content.decode()
+    progress = client.get(
+        "/dashboard/sources/source/progress/", {"id": [str(alpha.text_source.pk), str(beta.text_source.pk)]}
+    ).json()
+    assert set(progress) == {str(alpha.text_source.pk)}
+
+
+def test_actions_on_another_tenants_ids_touch_nothing(alpha: TenantWorld, beta: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    response = client.post(
+        "/dashboard/tenants/apitoken/",
+        {"action": "revoke_tokens", "_selected_action": [str(beta.token_rows["owner"].pk)]},
+    )
+    assert response.status_code in (200, 302)
+    assert api_client(beta.tokens["owner"]).get("/v1/tenants/me").status_code == 200
+    client.post(
+        "/dashboard/sources/source/",
+        {"action": "deactivate_sources", "_selected_action": [str(beta.text_source.pk)]},
+    )
+    with tenant_scope(beta.tenant):
+        assert Source.objects.get(pk=beta.text_source.pk).is_active
+
+
+def test_tenant_pages_show_only_the_tenant(alpha: TenantWorld, beta: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    usage = client.get("/dashboard/usage/", {"tenant": "beta"}).content.decode()  # ignored for tenant users
+    assert "airspeed velocity" in usage  # alpha's unanswered question
+    assert "beta bot" not in usage
+    tenants = client.get("/dashboard/tenants/tenant/").content.decode()
+    assert "Alpha Inc" in tenants and "Beta Inc" not in tenants
+    assert client.get("/dashboard/tenants/tenant/add/").status_code == 403
+    health = client.get("/dashboard/health/").content.decode()
+    assert "sources_by_status" in health or "sources" in health
+
+
+# --- Secrets ----------------------------------------------------------------------------------
+
+
+def test_no_secret_ever_appears_in_dashboard_html(
+    alpha: TenantWorld, beta: TenantWorld, operator_client: Client
+) -> None:
+    with_secrets(alpha)
+    with tenant_scope_disabled("test: read stored ciphertexts"):
+        bot = BotProfile.all_tenants.get(pk=alpha.bot.pk)
+        secrets = [
+            BOT_API_KEY,
+            NYXCORE_TOKEN,
+            bot.credentials_ciphertext,
+            Webhook.all_tenants.get(pk=alpha.webhook.pk).secret_ciphertext,
+            *(alpha.tokens[who] for who in ("owner", "admin", "member")),  # tenant tokens: hashed, never shown
+            *(token.token_hash for token in ApiToken.all_tenants.filter(tenant=alpha.tenant)),
+            *(token.raw_token_ciphertext for token in ApiToken.all_tenants.exclude(raw_token_ciphertext="")),
+            *(s.config_secrets_ciphertext for s in Source.all_tenants.exclude(config_secrets_ciphertext="")),
+        ]
+    pages = ["/dashboard/", "/dashboard/usage/", "/dashboard/health/"]
+    for model, row in model_pages(alpha):
+        pages += [admin_url(model, "changelist"), admin_url(model, "change", row.pk)]
+    pages += [admin_url(Source, "change", s.pk) for s in Source.all_tenants.filter(tenant=alpha.tenant)]
+    for client in (operator_client, tenant_client(alpha)):
+        for page in pages:
+            html = client.get(page).content.decode()
+            for secret in secrets:
+                assert secret not in html, (page, secret[:12])
+    bot_page = tenant_client(alpha).get(admin_url(BotProfile, "change", alpha.bot.pk)).content.decode()
+    assert "Set (hidden)" in bot_page
+    # The widget token is a publishable key: its snippet is on the bot's page by design.
+    assert alpha.tokens["bot"] in bot_page
+
+
+# --- Writes go through the services -----------------------------------------------------------
+
+
+def form_data(client: Client, page_url: str, **values: Any) -> dict[str, Any]:
+    """The add/change form's current values (inline management forms included), overridden."""
+    page = client.get(page_url)
+    assert page.status_code == 200, page_url
+    context = page.context
+    data: dict[str, Any] = {}
+    form = context["adminform"].form
+    for name, field in form.fields.items():
+        value = form.initial.get(name, field.initial)
+        if callable(value):
+            value = value()
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+            continue
+        if hasattr(value, "pk"):
+            value = value.pk
+        data[name] = value
+    for formset in context.get("inline_admin_formsets", []):
+        management = formset.formset.management_form
+        for name in management.fields:
+            data[f"{management.prefix}-{name}"] = management.initial.get(name, management[name].value())
+    data.update(values)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def shown_secret(response: Any) -> str:
+    """The value on a "copy it now" page."""
+    return re.search(r'<code class="mr-secret-value"[^>]*>([^<]+)</code>', response.content.decode()).group(1)
+
+
+def test_a_bot_is_created_and_changed_with_a_write_only_provider_key(alpha: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    url = admin_url(BotProfile, "add")
+    response = client.post(url, form_data(client, url, name="Support", api_key=BOT_API_KEY))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with tenant_scope(alpha.tenant):
+        bot = BotProfile.objects.get(name="Support")
+        assert bot_profile_credentials(bot) == {"api_key": BOT_API_KEY}
+        assert bot.tenant_id == alpha.tenant.pk
+    change = admin_url(BotProfile, "change", bot.pk)
+    assert client.post(change, form_data(client, change, temperature=0.2)).status_code == 302
+    with tenant_scope(alpha.tenant):
+        bot.refresh_from_db()
+        assert bot.temperature == 0.2 and bot_profile_credentials(bot) == {"api_key": BOT_API_KEY}
+    assert client.post(change, form_data(client, change, clear_credentials="on")).status_code == 302
+    with tenant_scope(alpha.tenant):
+        bot.refresh_from_db()
+        assert not bot.has_credentials
+    invalid = client.post(change, form_data(client, change, temperature=5))
+    assert invalid.status_code == 200 and "temperature" in invalid.context["adminform"].form.errors
+
+
+def test_sources_are_added_through_the_services_and_ingested(
+    alpha: TenantWorld, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    client = tenant_client(alpha)
+    url = admin_url(Source, "add")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url,
+            form_data(
+                client,
+                url,
+                bot_profile=str(alpha.bot.pk),
+                source_type="text",
+                name="Returns policy",
+                content="Returns are accepted within thirty days of delivery.",
+                ingest_now="on",
+            ),
+        )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with tenant_scope(alpha.tenant):
+        source = Source.objects.get(name="Returns policy")
+        assert source.status == SourceStatus.READY and source.chunk_count == 1
+
+    upload = SimpleUploadedFile("faq.md", b"# FAQ\n\nWe ship to every country in the EU.")
+    response = client.post(
+        url, form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="upload", file=upload, name="")
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with tenant_scope(alpha.tenant):
+        assert Source.objects.get(name="faq.md").config["original_filename"] == "faq.md"
+
+    settings.ALLOW_PRIVATE_NETWORKS = False
+    before = Source.all_tenants.count()
+    refused = client.post(
+        url, form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="url", name="x", url="http://10.0.0.1/")
+    )
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "url" in errors and "private or reserved address" in str(errors["url"])
+    assert Source.all_tenants.count() == before
+
+    unsupported = client.post(
+        url,
+        form_data(
+            client,
+            url,
+            bot_profile=str(alpha.bot.pk),
+            source_type="upload",
+            file=SimpleUploadedFile("tool.exe", b"MZ\x90\x00binary"),
+        ),
+    )
+    assert "Unsupported file type" in str(unsupported.context["adminform"].form.errors)
+
+
+def test_a_nyxcore_token_is_write_only_in_the_source_form(alpha: TenantWorld) -> None:
+    with_secrets(alpha)
+    client = tenant_client(alpha)
+    with tenant_scope(alpha.tenant):
+        source = Source.objects.get(name="search service")
+    change = admin_url(Source, "change", source.pk)
+    page = client.get(change).content.decode()
+    assert NYXCORE_TOKEN not in page
+    response = client.post(change, form_data(client, change, search_limit=20))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with tenant_scope(alpha.tenant):
+        source.refresh_from_db()
+        assert source.config["limit"] == 20 and source_secrets(source)["api_token"] == NYXCORE_TOKEN
+
+
+def test_source_actions_ingest_and_deactivate(alpha: TenantWorld, django_capture_on_commit_callbacks: Any) -> None:
+    client = tenant_client(alpha)
+    source_id = str(alpha.text_source.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/dashboard/sources/source/", {"action": "ingest_now", "_selected_action": [source_id]}, follow=True
+        )
+    assert "Queued 1 source(s) for ingestion." in response.content.decode()
+    response = client.post(
+        "/dashboard/sources/source/", {"action": "deactivate_sources", "_selected_action": [source_id]}, follow=True
+    )
+    assert "Deactivated 1 source(s)." in response.content.decode()
+    with tenant_scope(alpha.tenant):
+        assert not Source.objects.get(pk=source_id).is_active
+    again = client.post(
+        "/dashboard/sources/source/", {"action": "ingest_now", "_selected_action": [source_id]}, follow=True
+    )
+    assert "reactivate it" in again.content.decode()  # the service's refusal, readable
+
+
+def test_a_token_is_shown_once_works_and_is_revoked(alpha: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    url = admin_url(ApiToken, "add")
+    response = client.post(
+        url,
+        form_data(
+            client,
+            url,
+            name="Shop widget",
+            bot_profile=str(alpha.bot.pk),
+            allowed_origins_text="https://shop.example\nhttps://www.shop.example",
+        ),
+    )
+    assert response.status_code == 200
+    raw = shown_secret(response)
+    assert raw.startswith("nrag_live_")
+    with tenant_scope(alpha.tenant):
+        token = ApiToken.objects.get(name="Shop widget")
+    assert token.allowed_origins == ["https://shop.example", "https://www.shop.example"]
+    chat = api_client(raw, HTTP_ORIGIN="https://shop.example").post(
+        "/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "When does the office open?"}, format="json"
+    )
+    assert chat.status_code == 200
+    assert raw not in client.get(admin_url(ApiToken, "change", token.pk)).content.decode()
+    bad = client.post(
+        url, form_data(client, url, name="x", bot_profile=str(alpha.bot.pk), allowed_origins_text="ftp://x")
+    )
+    assert "allowed_origins_text" in bad.context["adminform"].form.errors
+
+    client.post(admin_url(ApiToken, "changelist"), {"action": "revoke_tokens", "_selected_action": [str(token.pk)]})
     assert (
-        b"token_hash" not in client.get(f"/dashboard/tenants/apitoken/{alpha.token_rows['owner'].pk}/change/").content
+        api_client(raw, HTTP_ORIGIN="https://shop.example")
+        .post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Hi"}, format="json")
+        .status_code
+        == 401
     )
 
 
-def test_a_wrong_dashboard_password_is_refused(alpha: TenantWorld, client) -> None:
-    response = client.post("/dashboard/login/", {"username": alpha.owner.email, "password": "nope-nope"})
+def test_user_rules_are_the_apis(alpha: TenantWorld) -> None:
+    admin_client = tenant_client(alpha, "admin")
+    url = admin_url(User, "add")
+    refused = admin_client.post(
+        url,
+        form_data(
+            admin_client,
+            url,
+            email="new@alpha.example",
+            role="owner",
+            password1="long-enough-1",
+            password2="long-enough-1",
+        ),
+    )
+    assert refused.status_code == 200 and "Only an owner can grant the owner role." in refused.content.decode()
+    created = admin_client.post(
+        url,
+        form_data(
+            admin_client,
+            url,
+            email="new@alpha.example",
+            role="member",
+            password1="long-enough-1",
+            password2="long-enough-1",
+        ),
+    )
+    assert created.status_code == 302
+    assert login(Client(), "new@alpha.example", "long-enough-1").status_code == 200  # a member: no dashboard
+    assert (
+        api_client()
+        .post("/v1/auth/login", {"email": "new@alpha.example", "password": "long-enough-1"}, format="json")
+        .status_code
+        == 200
+    )
+    owner_password_page = reverse("admin:auth_user_password_change", args=[alpha.owner.pk])
+    assert admin_client.get(owner_password_page).status_code == 403
+    owner_client = tenant_client(alpha, "owner")
+    change = admin_url(User, "change", alpha.owner.pk)
+    last_owner = owner_client.post(change, form_data(owner_client, change, role="admin"))
+    assert "last active owner" in last_owner.content.decode()
+
+
+def test_webhooks_from_the_dashboard(alpha: TenantWorld, receiver: Receiver) -> None:  # noqa: F811
+    client = tenant_client(alpha)
+    url = admin_url(Webhook, "add")
+    response = client.post(url, form_data(client, url, url=receiver.url(), events=["chat.message"], description="CRM"))
     assert response.status_code == 200
-    assert b"Please enter the correct" in response.content
+    secret = shown_secret(response)
+    assert secret.startswith("whsec_")
+    with tenant_scope(alpha.tenant):
+        webhook = Webhook.objects.get(description="CRM")
+    assert secret not in client.get(admin_url(Webhook, "change", webhook.pk)).content.decode()
+
+    page = client.post(
+        admin_url(Webhook, "changelist"), {"action": "send_test", "_selected_action": [str(webhook.pk)]}, follow=True
+    )
+    assert "answered 200" in page.content.decode()
+    assert assert_authentic(receiver.received[-1], secret)["event"] == "test.ping"
+
+    rotated = client.post(
+        admin_url(Webhook, "changelist"), {"action": "rotate_secret", "_selected_action": [str(webhook.pk)]}
+    )
+    new_secret = shown_secret(rotated)
+    assert new_secret != secret
+
+    logged = WebhookDelivery.all_tenants.filter(tenant=alpha.tenant, webhook=alpha.webhook, event="chat.message")
+    response = client.post(
+        admin_url(WebhookDelivery, "changelist"),
+        {"action": "redeliver", "_selected_action": [str(logged.first().pk)]},
+        follow=True,
+    )
+    assert "Queued 1 delivery(ies) again." in response.content.decode()
+
+    client.post(admin_url(Webhook, "delete", webhook.pk), {"post": "yes"})
+    assert not Webhook.all_tenants.filter(pk=webhook.pk).exists()
+
+
+def test_the_usage_page_draws_the_tenants_figures(alpha: TenantWorld) -> None:
+    client = tenant_client(alpha)
+    page = client.get("/dashboard/usage/", {"days": 7}).content.decode()
+    assert page.count('<svg class="mr-chart"') == 3
+    assert "local/extractive" in page  # the model of the world's answered turn
+    assert "airspeed velocity" in page  # the unanswered question
+    with tenant_scope(alpha.tenant):
+        assert UsageEvent.objects.exists() and UnansweredQuestion.objects.exists()
+        assert Chat.objects.exists() and Message.objects.exists() and Chunk.objects.exists()
+
+
+def test_an_operator_adds_rows_for_a_chosen_tenant_and_cannot_cross_them(
+    alpha: TenantWorld, beta: TenantWorld, operator_client: Client
+) -> None:
+    url = admin_url(BotProfile, "add")
+    response = operator_client.post(url, form_data(operator_client, url, tenant=str(beta.tenant.pk), name="Ops bot"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert BotProfile.all_tenants.get(name="Ops bot").tenant_id == beta.tenant.pk
+
+    url = admin_url(Source, "add")
+    crossed = operator_client.post(
+        url,
+        form_data(
+            operator_client,
+            url,
+            tenant=str(alpha.tenant.pk),
+            bot_profile=str(beta.bot.pk),
+            source_type="text",
+            name="crossed",
+            content="Some text.",
+        ),
+    )
+    assert crossed.status_code == 200
+    assert "not found" in str(crossed.context["adminform"].form.errors).lower()
+    assert not Source.all_tenants.filter(name="crossed").exists()
+    missing = operator_client.post(url, form_data(operator_client, url, source_type="text", name="x", content="y"))
+    assert "tenant" in missing.context["adminform"].form.errors
