@@ -6,7 +6,10 @@ writes go through the same services as the API."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -544,3 +547,16 @@ def test_an_operator_adds_rows_for_a_chosen_tenant_and_cannot_cross_them(
     assert not Source.all_tenants.filter(name="crossed").exists()
     missing = operator_client.post(url, form_data(operator_client, url, source_type="text", name="x", content="y"))
     assert "tenant" in missing.context["adminform"].form.errors
+
+
+def test_the_dashboard_benchmark_runs_end_to_end() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/dashboard_pages.py", "--rows", "40", "--repeat", "3"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for page in ("sources list", "sources search", "chats list", "usage page", "API /v1/sources"):
+        assert page in result.stdout
