@@ -14,7 +14,7 @@ from django.urls import URLPattern, path, reverse
 
 from bots.embed import bot_embed, public_base_url
 from bots.models import BotProfile
-from bots.services import bot_profile_create, bot_profile_deactivate, bot_profile_update
+from bots.services import EDITABLE_FIELDS, bot_profile_create, bot_profile_deactivate, bot_profile_update
 from minirag.dashboard.model_admin import (
     ADD,
     CHANGE,
@@ -29,23 +29,6 @@ from sources.models import Source
 from tenants.models import ApiToken, Role, Tenant, User
 from tenants.services import bot_token_raw, preview_token_for
 from tenants.tenancy import tenant_scope
-
-SETTINGS_FIELDS = [
-    "name",
-    "description",
-    "model",
-    "embedding_model",
-    "system_prompt",
-    "temperature",
-    "max_tokens",
-    "top_k",
-    "similarity_threshold",
-    "refusal_message",
-    "chunk_size",
-    "chunk_overlap",
-    "history_turns",
-    "is_active",
-]
 
 
 class BotProfileForm(ServiceForm):
@@ -63,11 +46,11 @@ class BotProfileForm(ServiceForm):
 
     class Meta:
         model = BotProfile
-        fields = ["tenant", *SETTINGS_FIELDS]
+        fields = ["tenant", *sorted(EDITABLE_FIELDS)]
 
     def perform(self, tenant: Tenant) -> BotProfile:
         data = self.cleaned_data
-        attributes = {field: data[field] for field in SETTINGS_FIELDS if field in data}
+        attributes = {field: data[field] for field in EDITABLE_FIELDS if field in data}
         credentials: dict[str, Any] | None
         if data.get("clear_credentials"):
             credentials = {}

@@ -192,10 +192,6 @@ class UserAdmin(TenantModelAdmin, DjangoUserAdmin):
             raise PermissionDenied("Only an owner can change an owner's password.")
         return super().user_change_password(request, id, form_url)
 
-    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        if not isinstance(form, ServiceForm):  # the password page
-            super().save_model(request, obj, form, change)
-
     @admin.action(description="Deactivate selected users (and revoke their tenant tokens)")
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         run_for_each(

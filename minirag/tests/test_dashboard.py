@@ -425,6 +425,9 @@ def test_a_token_is_shown_once_works_and_is_revoked(alpha: TenantWorld) -> None:
     assert "allowed_origins_text" in bad.context["adminform"].form.errors
 
     client.post(admin_url(ApiToken, "changelist"), {"action": "revoke_tokens", "_selected_action": [str(token.pk)]})
+    with tenant_scope(alpha.tenant):
+        token.refresh_from_db()
+        assert not token.is_active and token.raw_token_ciphertext == ""  # no copy of a dead key is kept
     assert (
         api_client(raw, HTTP_ORIGIN="https://shop.example")
         .post("/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "Hi"}, format="json")
