@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import environ
+import psycopg
+import psycopg.sql
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
@@ -27,6 +31,48 @@ from tenants.tenancy import current_scope, tenant_scope
 from tenants.tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, make_token
 from webhooks.models import SUBSCRIBABLE_EVENTS, Webhook
 from webhooks.services import webhook_create
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Before the test database is created: make sure the app's own database role exists (it owns
+    no table and lacks BYPASSRLS, so row-level security applies to every query the suite makes),
+    and drop a leftover test database it could not drop itself."""
+    ensure_app_role(settings.DATABASE_OWNER_URL, settings.DATABASES["default"])
+
+
+def ensure_app_role(owner_url: str, app_database: dict[str, Any]) -> None:
+    role, test_database = (
+        app_database["USER"],
+        app_database.get("TEST", {}).get("NAME") or ("test_" + app_database["NAME"]),
+    )
+    owner = environ.Env.db_url_config(owner_url)
+    with psycopg.connect(
+        host=owner["HOST"] or "127.0.0.1",
+        port=owner["PORT"] or 5432,
+        user=owner["USER"],
+        password=owner["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
+        existing = connection.execute(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]
+        ).fetchone()
+        quoted = psycopg.sql.Identifier(role)
+        if existing is None:
+            connection.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(quoted))
+        elif existing[0]:
+            # Never strip a powerful role of its rights: refuse to run the suite as it instead.
+            pytest.exit(f"MINIRAG_TEST_APP_ROLE={role} is a superuser or bypasses RLS; name an ordinary role.", 2)
+        # It creates (and drops) the throwaway test database, and can do nothing else special.
+        connection.execute(psycopg.sql.SQL("ALTER ROLE {} LOGIN CREATEDB").format(quoted))
+        owner_of_leftover = connection.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [test_database]
+        ).fetchone()
+        if owner_of_leftover and owner_of_leftover[0] != role:
+            connection.execute(
+                psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(test_database))
+            )
 
 
 def api_client(raw_token: str | None = None, **headers: str) -> APIClient:

@@ -7,8 +7,21 @@ A developer's `.env` is never read here, so tests see the same configuration eve
 
 import json
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ["MINIRAG_READ_DOTENV"] = "false"
+# The test server's superuser (creates the app role, owns the tables) and the app's own role.
+_OWNER_URL = os.environ.get("MINIRAG_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/minirag")
+APP_ROLE = os.environ.get("MINIRAG_TEST_APP_ROLE", "minirag_app")
+
+
+def app_role_url(url: str, role: str) -> str:
+    """The same server and database, logged in as `role` (trust or peer authentication locally)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}:{parts.port or 5432}"))
+
+
 _TEST_ENV = {
     "MINIRAG_SECRET_KEY": "test-secret-key-that-is-long-enough-for-django-0123456789",
     "MINIRAG_JWT_SECRET": "test-jwt-secret-that-is-long-enough-0123456789",
@@ -16,7 +29,12 @@ _TEST_ENV = {
     "MINIRAG_ENCRYPTION_KEYS": (
         "4n9x8ow5-7S2uqk5Tp-4KJd1Ff8Ru2qs7Vwz6Zz1QbQ=,qs6dx5fWQ3NhtyKHOc3p7l8n-0Gnbc3yQ7N8f2j3Tg0="
     ),
-    "DATABASE_URL": os.environ.get("MINIRAG_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/minirag"),
+    # The suite runs as the production shape: the app connects as a role that owns nothing and
+    # lacks BYPASSRLS (row-level security applies to every query), migrations run as the owner.
+    "DATABASE_URL": app_role_url(_OWNER_URL, APP_ROLE),
+    "MINIRAG_DATABASE_OWNER_URL": _OWNER_URL,
+    # Tests flush tables between transactional tests (TRUNCATE); production grants no TRUNCATE.
+    "MINIRAG_DATABASE_APP_PRIVILEGES": "SELECT, INSERT, UPDATE, DELETE, TRUNCATE",
     "REDIS_URL": os.environ.get("MINIRAG_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
     "QDRANT_URL": "",
     "QDRANT_PATH": ":memory:",

@@ -20,6 +20,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 
 from tenants.models import ApiToken, Tenant, User
+from tenants.tenancy import tenant_scope_disabled
 from tenants.tokens import InvalidJWT, decode_jwt, hash_api_token, looks_like_jwt, password_version
 
 AuthMethod = Literal["api_token", "jwt", "session"]
@@ -78,7 +79,8 @@ class BearerAuthentication(BaseAuthentication):
         return 'Bearer realm="minirag"'
 
     def _authenticate_api_token(self, request: Request, raw: str) -> tuple[User, Principal]:
-        token = ApiToken.all_tenants.select_related("tenant", "user").filter(token_hash=hash_api_token(raw)).first()
+        with tenant_scope_disabled("authentication: find the API token, whichever tenant it belongs to"):
+            token = ApiToken.all_tenants.select_related("tenant", "user").filter(token_hash=hash_api_token(raw)).first()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid API token.")
         if not token.is_active:
@@ -102,7 +104,8 @@ class BearerAuthentication(BaseAuthentication):
             claims = decode_jwt(raw)
         except InvalidJWT as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
-        user = User.all_tenants.select_related("tenant").filter(pk=claims.user_id).first()
+        with tenant_scope_disabled("authentication: load the JWT's user"):
+            user = User.all_tenants.select_related("tenant").filter(pk=claims.user_id).first()
         if user is None or user.tenant_id != claims.tenant_id or user.tenant is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if password_version(user.password) != claims.password_version:
@@ -135,9 +138,10 @@ def _touch_last_used(token: ApiToken, now: timezone.datetime) -> None:
     resolution = timedelta(seconds=settings.TOKEN_LAST_USED_RESOLUTION_SECONDS)
     if token.last_used_at is not None and now - token.last_used_at < resolution:
         return
-    ApiToken.all_tenants.filter(pk=token.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - resolution)
-    ).update(last_used_at=now)
+    with tenant_scope_disabled("authentication: record when the token was last used"):
+        ApiToken.all_tenants.filter(pk=token.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - resolution)
+        ).update(last_used_at=now)
     token.last_used_at = now
 
 

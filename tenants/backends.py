@@ -23,7 +23,8 @@ def find_login_candidates(email: str, tenant_slug: str | None = None, *, operato
         users = users.filter(tenant__slug=tenant_slug)
     elif not operators:
         users = users.filter(tenant__isnull=False)
-    return list(users[:50])
+    with tenant_scope_disabled("login: find the accounts with this email in every tenant"):
+        return list(users[:50])
 
 
 def users_with_password(candidates: list[User], password: str) -> list[User]:
@@ -62,7 +63,8 @@ class TenantEmailBackend(BaseBackend):
             user_uuid = uuid.UUID(str(user_id))
         except ValueError:
             return None
-        user = User.all_tenants.select_related("tenant").filter(pk=user_uuid).first()
+        with tenant_scope_disabled("session: load the logged-in user"):
+            user = User.all_tenants.select_related("tenant").filter(pk=user_uuid).first()
         if user is None or not user.is_active or (user.tenant is not None and not user.tenant.is_active):
             return None
         return user

@@ -8,6 +8,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.utils import timezone
 
 from tenants.models import User
+from tenants.tenancy import tenant_scope_disabled
 
 
 def record_last_login(sender: Any, user: User, **kwargs: Any) -> None:
@@ -15,7 +16,8 @@ def record_last_login(sender: Any, user: User, **kwargs: Any) -> None:
     called, often outside any tenant scope. A targeted UPDATE of one column by primary key
     needs no scope and cannot touch another row."""
     now = timezone.now()
-    User.all_tenants.filter(pk=user.pk).update(last_login=now)
+    with tenant_scope_disabled("login: record the time of the user's last login"):
+        User.all_tenants.filter(pk=user.pk).update(last_login=now)
     user.last_login = now
 
 

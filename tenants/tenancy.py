@@ -283,6 +283,14 @@ class TenantOwnedModel(models.Model):
                 self.tenant_id = state.tenant_id
         super().full_clean(*args, **kwargs)
 
+    def clean_fields(self, exclude: Any = None) -> None:
+        # A set foreign key to a tenant-owned row is checked by clean() instead, with one message
+        # whether the row is missing or another tenant's (Django's own check would say "not a
+        # valid choice", and under row-level security cannot see the other tenant's row anyway).
+        exclude = set(exclude or ())
+        exclude.update(field.name for field in _tenant_references(self) if getattr(self, field.attname) is not None)
+        super().clean_fields(exclude=exclude)
+
     def clean(self) -> None:
         super().clean()
         errors = cross_tenant_reference_errors(self)
@@ -290,16 +298,24 @@ class TenantOwnedModel(models.Model):
             raise ValidationError(errors)
 
 
+def _tenant_references(obj: models.Model) -> list[models.Field]:
+    """The foreign keys of `obj` (its tenant's own aside) that point at tenant-owned rows."""
+    return [
+        field
+        for field in obj._meta.concrete_fields
+        if field.is_relation
+        and field.name != "tenant"
+        and isinstance(field.related_model, type)
+        and issubclass(field.related_model, TenantOwnedModel)
+    ]
+
+
 def cross_tenant_reference_errors(obj: models.Model) -> dict[str, str]:
     """Field name → message for each foreign key of ``obj`` that points at another tenant's row."""
     errors: dict[str, str] = {}
     own_tenant_id = getattr(obj, "tenant_id", None)
-    for field in obj._meta.concrete_fields:
-        if not field.is_relation or field.name == "tenant":
-            continue
+    for field in _tenant_references(obj):
         related_model = field.related_model
-        if not (isinstance(related_model, type) and issubclass(related_model, TenantOwnedModel)):
-            continue
         related_id = getattr(obj, field.attname)
         if related_id is None:
             continue

@@ -12,7 +12,7 @@ from bots.models import BotProfile
 from bots.services import bot_profile_credentials
 from conftest import TenantWorld
 from minirag.crypto import reencrypt
-from tenants.tenancy import tenant_scope
+from tenants.tenancy import tenant_scope, tenant_scope_disabled
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ EXTENSION_KEYS = {"top_k", "similarity_threshold", "refusal_message", "chunk_siz
 
 
 def stored_ciphertext(bot_id: str) -> str:
-    with connection.cursor() as cursor:
+    with tenant_scope_disabled("test: read the stored column raw"), connection.cursor() as cursor:
         cursor.execute("SELECT credentials_ciphertext FROM bots_botprofile WHERE id = %s", [bot_id])
         return cursor.fetchone()[0]
 

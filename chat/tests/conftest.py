@@ -67,7 +67,8 @@ def use_model(world: TenantWorld, model: str, **fields: Any) -> None:
         f"/v1/bot-profiles/{world.bot.pk}", {"model": model, **fields}, format="json"
     )
     assert response.status_code == 200, response.content
-    world.bot.refresh_from_db()
+    with tenant_scope(world.tenant):
+        world.bot.refresh_from_db()
 
 
 def ask(world: TenantWorld, message: str, who: str = "owner", **body: Any) -> Any:

@@ -43,6 +43,7 @@ class ErrorCase:
 
 
 ERROR_CASES = [
+    ErrorCase("migrate", ("nosuchapp",), "No installed app with label 'nosuchapp'."),
     ErrorCase(
         "createtenant",
         ("--name", "Acme", "--slug", "Not A Slug", "--owner-email", "o@acme.example", "--owner-password-stdin"),
@@ -146,6 +147,7 @@ def test_discovery_finds_every_minirag_command() -> None:
         "createtenant",
         "createtoken",
         "ingest",
+        "migrate",
         "rotate_keys",
         "seed_demo",
     }

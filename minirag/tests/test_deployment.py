@@ -66,6 +66,7 @@ def generated_env() -> dict[str, str]:
         "MINIRAG_ENCRYPTION_KEYS": "4n9x8ow5-7S2uqk5Tp-4KJd1Ff8Ru2qs7Vwz6Zz1QbQ=",
         "QDRANT_API_KEY": secrets.token_hex(32),
         "POSTGRES_PASSWORD": secrets.token_hex(32),
+        "POSTGRES_APP_PASSWORD": secrets.token_hex(32),
         "REDIS_PASSWORD": secrets.token_hex(32),
         "MINIRAG_DOMAIN": "rag.example.com",
         "ACME_EMAIL": "ops@example.com",
@@ -192,7 +193,11 @@ def test_app_containers_get_the_stack_addresses_and_secrets(project: Path, base:
     env = dict(line.split("=", 1) for line in (project / ".env").read_text().splitlines())
     for name in ("migrate", *APP_SERVICES):
         environment = base["services"][name]["environment"]
-        assert environment["DATABASE_URL"] == f"postgres://minirag:{env['POSTGRES_PASSWORD']}@postgres:5432/minirag"
+        # The app connects as its own role; only migrate knows the owner's password.
+        app_url = f"postgres://minirag_app:{env['POSTGRES_APP_PASSWORD']}@postgres:5432/minirag"
+        assert environment["DATABASE_URL"] == app_url
+        owner_url = f"postgres://minirag:{env['POSTGRES_PASSWORD']}@postgres:5432/minirag"
+        assert environment.get("MINIRAG_DATABASE_OWNER_URL") == (owner_url if name == "migrate" else None), name
         assert environment["REDIS_URL"] == f"redis://:{env['REDIS_PASSWORD']}@redis:6379/0"
         assert environment["CELERY_BROKER_URL"] == environment["REDIS_URL"]
         assert environment["QDRANT_URL"] == "http://qdrant:6333"
@@ -215,7 +220,9 @@ def test_app_containers_get_the_stack_addresses_and_secrets(project: Path, base:
     ]
 
 
-@pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "REDIS_PASSWORD", "QDRANT_API_KEY", "MINIRAG_SECRET_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["POSTGRES_PASSWORD", "POSTGRES_APP_PASSWORD", "REDIS_PASSWORD", "QDRANT_API_KEY", "MINIRAG_SECRET_KEY"]
+)
 def test_a_missing_secret_stops_compose_naming_it(compose_binary: Path, tmp_path: Path, missing: str) -> None:
     env = generated_env()
     env[missing] = ""
@@ -293,7 +300,8 @@ def test_the_documented_install_steps_produce_a_valid_stack(compose_binary: Path
     shutil.copy(ROOT / ".env.example", project / ".env")
     subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=project, check=True, timeout=60)
     env = dict(line.split("=", 1) for line in (project / ".env").read_text().splitlines() if line and line[0] != "#")
-    for name in ("MINIRAG_SECRET_KEY", "MINIRAG_JWT_SECRET", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "QDRANT_API_KEY"):
+    secrets_in_env = ("MINIRAG_SECRET_KEY", "MINIRAG_JWT_SECRET", "POSTGRES_PASSWORD", "POSTGRES_APP_PASSWORD")
+    for name in (*secrets_in_env, "REDIS_PASSWORD", "QDRANT_API_KEY"):
         assert re.fullmatch(r"[0-9a-f]{64}", env[name]), name
     from cryptography.fernet import Fernet
 

@@ -24,7 +24,7 @@ from sources.models import Source
 from sources.services import source_create, source_secrets
 from tenants.models import ApiToken
 from tenants.services import bot_token_raw
-from tenants.tenancy import tenant_scope
+from tenants.tenancy import tenant_scope, tenant_scope_disabled
 from webhooks.models import SUBSCRIBABLE_EVENTS, Webhook
 from webhooks.services import webhook_create
 from webhooks.signing import verify
@@ -74,6 +74,11 @@ def stored(settings: Any, site: LocalSite) -> Secrets:
 def snapshot() -> dict[str, dict[Any, tuple[str, Any]]]:
     """label → {pk: (ciphertext, updated_at or None)} of every stored secret, read raw."""
     result: dict[str, dict[Any, tuple[str, Any]]] = {}
+    with tenant_scope_disabled("test: read every stored secret raw"):
+        return _snapshot(result)
+
+
+def _snapshot(result: dict[str, dict[Any, tuple[str, Any]]]) -> dict[str, dict[Any, tuple[str, Any]]]:
     for entry in ENCRYPTED_FIELDS:
         model = entry.model
         has_updated_at = any(f.name == "updated_at" for f in model._meta.concrete_fields)
@@ -173,7 +178,8 @@ def test_an_unreadable_secret_is_named_the_rest_rotated_and_the_exit_is_an_error
 ) -> None:
     lost_key_secret = Fernet(KEY_C.encode()).encrypt(b"whsec-lost").decode()
     webhook, _secret = stored.hooks["alpha"]
-    Webhook.all_tenants.filter(pk=webhook.pk).update(secret_ciphertext=lost_key_secret)
+    with tenant_scope_disabled("test: the stored row"):
+        Webhook.all_tenants.filter(pk=webhook.pk).update(secret_ciphertext=lost_key_secret)
     settings.ENCRYPTION_KEYS = [KEY_B, KEY_A]
 
     out = io.StringIO()
@@ -211,7 +217,8 @@ def test_a_secret_replaced_during_the_run_is_not_overwritten_with_the_old_one(
 ) -> None:
     settings.ENCRYPTION_KEYS = [KEY_B, KEY_A]
     webhook, _secret = stored.hooks["beta"]
-    read_by_the_command = Webhook.all_tenants.get(pk=webhook.pk).secret_ciphertext
+    with tenant_scope_disabled("test: the stored row"):
+        read_by_the_command = Webhook.all_tenants.get(pk=webhook.pk).secret_ciphertext
     replaced = encrypt_text("whsec-rotated-by-the-tenant-meanwhile")
     real_reencrypt = key_rotation.reencrypt
 
@@ -222,7 +229,8 @@ def test_a_secret_replaced_during_the_run_is_not_overwritten_with_the_old_one(
 
     monkeypatch.setattr(key_rotation, "reencrypt", tenant_rotates_the_secret_meanwhile)
     output = rotate()
-    assert Webhook.all_tenants.get(pk=webhook.pk).secret_ciphertext == replaced  # the newer secret survives
+    with tenant_scope_disabled("test: the stored row"):
+        assert Webhook.all_tenants.get(pk=webhook.pk).secret_ciphertext == replaced  # the newer secret survives
     hooks = len(snapshot()["webhooks.Webhook.secret_ciphertext"])
     assert f"({ENCRYPTED_FIELDS[-1].label}): {hooks - 1} re-encrypted, 1 already current, 0 unreadable" in output
 
