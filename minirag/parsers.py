@@ -11,14 +11,31 @@ from rest_framework.parsers import JSONParser
 
 from minirag.errors import PayloadTooLargeError
 
+# No request of this API nests deeper than a handful of levels; anything past this is refused
+# before a serializer (or anything recursive) sees it.
+MAX_JSON_DEPTH = 64
+
 
 def _reject_non_finite(token: str) -> None:
     raise ParseError(f"JSON parse error: {token} is not a valid JSON number.")
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects/arrays more than `limit` levels deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 class BoundedJSONParser(JSONParser):
     """JSON with a size cap, read incrementally: an oversized body is refused with 413 after at
-    most `MINIRAG_MAX_JSON_BODY_BYTES` + 1 bytes, never loaded whole into memory first."""
+    most `MINIRAG_MAX_JSON_BODY_BYTES` + 1 bytes, never loaded whole into memory first. Bodies
+    nested more than `MAX_JSON_DEPTH` levels deep are refused with 400."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
         if stream is None:
@@ -29,9 +46,15 @@ class BoundedJSONParser(JSONParser):
             raise PayloadTooLargeError(f"Request body is larger than the {limit} byte limit.")
         if not body.strip():
             return {}
+        too_deep = ParseError(f"JSON parse error: the body is nested more than {MAX_JSON_DEPTH} levels deep.")
         try:
-            return json.loads(body.decode("utf-8"), parse_constant=_reject_non_finite)
+            data = json.loads(body.decode("utf-8"), parse_constant=_reject_non_finite)
         except UnicodeDecodeError as exc:
             raise ParseError("Request body is not valid UTF-8.") from exc
         except json.JSONDecodeError as exc:
             raise ParseError(f"JSON parse error: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        except RecursionError:  # thousands of levels: the decoder gave up before our own check could run
+            raise too_deep from None
+        if isinstance(data, dict | list) and _too_deep(data, MAX_JSON_DEPTH):
+            raise too_deep
+        return data

@@ -11,7 +11,13 @@ the offline `local/extractive` model (which answers from the same context a host
 A header line is `[n]`, an optional authority label, and `Source: name`, with ` — title` and
 ` (url)` when known. Content follows on the next lines. The block's tags count only as whole
 lines, and a content line that would look like a header (`[3] ...`) or a tag is written with a
-leading space, so a document can neither end the block nor forge an item.
+leading space, so a document can neither end the block nor forge an item for the parser.
+
+For a model reading the prompt, a document (or a page title) that spells the delimiters is
+neutralised wherever they appear, in any case and spacing: `<context>` / `</context>` lose their
+opening angle bracket (it becomes U+2039, a single angle quotation mark), and an authority label
+(`[MANDATORY]`) becomes `(MANDATORY)`. So a page cannot appear to close the block and talk as the
+system, nor promote itself to a binding rule; what it says stays quoted material inside the block.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from dataclasses import dataclass
 CONTEXT_OPEN = "<context>"
 CONTEXT_CLOSE = "</context>"
 AUTHORITY_LABELS = ("MANDATORY", "GUIDELINE", "INFORMATIONAL")
+
+# A tag-like "<context" / "</ context" anywhere in document text, and an authority label in brackets.
+_TAG_LIKE = re.compile(r"<(?=\s*/?\s*context\b)", re.IGNORECASE)
+_LABEL_LIKE = re.compile(r"\[\s*(" + "|".join(AUTHORITY_LABELS) + r")\s*\]", re.IGNORECASE)
 
 _HEADER = re.compile(
     r"^\[(?P<number>\d+)\](?: \[(?P<label>MANDATORY|GUIDELINE|INFORMATIONAL)\])? Source: (?P<source>.*?)"
@@ -40,14 +50,23 @@ class ContextItem:
     label: str | None = None  # MANDATORY, GUIDELINE, INFORMATIONAL, or None for plain local chunks
 
 
+def neutralise(text: str) -> str:
+    """Document text with the block's delimiters and authority labels made inert (see above)."""
+    return _LABEL_LIKE.sub(r"(\1)", _TAG_LIKE.sub("\u2039", text))
+
+
 def _one_line(value: str) -> str:
     # " — " separates the title in a header, so it cannot appear inside a name or title.
-    return " ".join(value.split()).replace(" — ", " - ")
+    return neutralise(" ".join(value.split()).replace(" — ", " - "))
 
 
 def _url(value: str) -> str:
-    # The header's URL ends at ")", so parentheses inside it are percent-encoded.
-    return "".join(value.split()).replace("(", "%28").replace(")", "%29")
+    # The header's URL ends at ")", so parentheses inside it are percent-encoded (and angle
+    # brackets, so that it cannot spell a tag either).
+    encoded = "".join(value.split())
+    for char, code in (("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E")):
+        encoded = encoded.replace(char, code)
+    return encoded
 
 
 def render_context(items: Sequence[ContextItem]) -> str:
@@ -62,7 +81,7 @@ def render_context(items: Sequence[ContextItem]) -> str:
         if item.url:
             header += f" ({_url(item.url)})"
         lines.append(header)
-        for line in item.text.splitlines() or [""]:
+        for line in neutralise(item.text).splitlines() or [""]:
             escaped = re.match(r"^\s*\[\d+\]", line) or line.strip() in (CONTEXT_OPEN, CONTEXT_CLOSE)
             lines.append(f" {line}" if escaped else line)
     lines.append(CONTEXT_CLOSE)

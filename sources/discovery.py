@@ -13,8 +13,9 @@ import io
 import logging
 import time
 import urllib.robotparser
+import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
@@ -22,7 +23,7 @@ import lxml.html
 from defusedxml import ElementTree
 from django.conf import settings
 
-from minirag.safe_http import FetchError, fetch
+from minirag.safe_http import FetchError, ResponseTooLargeError, fetch
 from sources.extraction import ExtractionError
 
 logger = logging.getLogger(__name__)
@@ -129,25 +130,40 @@ def fetch_robots(site_url: str) -> Robots:
 # --- Sitemaps -------------------------------------------------------------------------------
 
 
-def _sitemap_locations(data: bytes) -> tuple[list[str], list[str]]:
-    """(page URLs, nested sitemap URLs) of a sitemap or sitemap index. XML attacks (entity
-    expansion, external entities) are refused by defusedxml."""
+def _sitemap_entries(data: bytes) -> Iterator[tuple[bool, str]]:
+    """(is a nested sitemap, URL) for each entry's ``<loc>`` of a sitemap or sitemap index, in
+    order. Parsed as it is consumed and each finished entry is dropped, so a caller that stops
+    after the pages it wants has parsed only those, and memory stays flat whatever the number of
+    entries. XML attacks (entity expansion, external entities) are refused by defusedxml."""
     if data[:2] == b"\x1f\x8b":
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-            data = unzipped.read(MAX_SITEMAP_BYTES + 1)
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+                data = unzipped.read(MAX_SITEMAP_BYTES + 1)
+        except (OSError, EOFError, zlib.error):
+            raise DiscoveryError("The sitemap is a damaged gzip file.") from None
         if len(data) > MAX_SITEMAP_BYTES:
-            raise DiscoveryError("The sitemap is too large once decompressed.")
+            raise DiscoveryError(f"The sitemap is larger than {MAX_SITEMAP_BYTES // 1048576} MB once decompressed.")
+    root = None
+    is_index = False
+    depth = 0
     try:
-        root = ElementTree.fromstring(data)
+        for event, element in ElementTree.iterparse(io.BytesIO(data), events=("start", "end")):
+            if event == "start":
+                if root is None:
+                    root, is_index = element, _local_name(element.tag) == "sitemapindex"
+                depth += 1
+                continue
+            depth -= 1
+            if depth == 2 and _local_name(element.tag) == "loc" and element.text and element.text.strip():
+                yield is_index, element.text.strip()
+            elif depth == 1 and root is not None:
+                root.clear()  # an <url> or <sitemap> entry is done with
     except Exception as exc:  # noqa: BLE001 - ParseError and defusedxml's refusals alike
         raise DiscoveryError(f"The sitemap is not valid XML ({type(exc).__name__}).") from None
-    pages: list[str] = []
-    nested: list[str] = []
-    is_index = root.tag.lower().endswith("sitemapindex")
-    for element in root.iter():
-        if element.tag.lower().endswith("loc") and element.text and element.text.strip():
-            (nested if is_index else pages).append(element.text.strip())
-    return pages, nested
+
+
+def _local_name(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
 
 
 def discover_from_sitemap(url: str, *, max_pages: int, path_prefix: str | None = None) -> list[str]:
@@ -169,15 +185,29 @@ def discover_from_sitemap(url: str, *, max_pages: int, path_prefix: str | None =
         seen_files.add(sitemap_url)
         try:
             response = fetch(sitemap_url, max_bytes=MAX_SITEMAP_BYTES)
+        except ResponseTooLargeError:
+            message = (
+                f"The sitemap {sitemap_url} is larger than {MAX_SITEMAP_BYTES // 1048576} MB; "
+                "split it into several sitemaps listed by a sitemap index."
+            )
+            if len(seen_files) == 1:
+                raise DiscoveryError(message) from None
+            logger.warning("Skipping sitemap: %s", message)
+            continue
         except FetchError as exc:
             if len(seen_files) == 1:
                 raise DiscoveryError(f"The sitemap could not be fetched: {exc.message}") from None
             logger.warning("Skipping sitemap %s: %s", sitemap_url, exc.message)
             continue
-        found, nested = _sitemap_locations(response.content)
-        queue.extend(nested)
-        for page in found:
-            normalized = normalize_page_url(page)
+        for is_nested, location in _sitemap_entries(response.content):
+            if is_nested:
+                if location in seen_files or location in queue or not _same_host(location, url):
+                    continue  # a loop (an index listing itself), a repeat, or another host
+                if len(seen_files) + len(queue) >= MAX_SITEMAP_FILES:
+                    break  # an index lists only sitemaps: no page can follow
+                queue.append(location)
+                continue
+            normalized = normalize_page_url(location)
             if normalized in seen_pages or not _same_site(normalized, url, path_prefix):
                 continue
             if not robots.allows(normalized):

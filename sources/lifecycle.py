@@ -25,11 +25,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from minirag.model_gateway import ModelError
 from minirag.safe_http import FetchError
 from minirag.task_queue import QueueUnavailableError, dispatch, enqueue_on_commit
+from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
 from sources import discovery
 from sources.events import publish_source_event
 from sources.extraction import ExtractionError
@@ -75,10 +75,18 @@ def retry_delay(attempt: int) -> float:
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, FetchError | ModelError):
         return exc.transient
-    return isinstance(exc, ResponseHandlingException | UnexpectedResponse | ConnectionError | TimeoutError)
+    return is_vector_store_outage(exc) or isinstance(exc, ConnectionError | TimeoutError)
+
+
+def _is_expected(exc: Exception) -> bool:
+    """A failure with a readable cause (the tenant can act on it, or it passes by itself), as
+    opposed to a bug, which is logged with its traceback and reported as unexpected."""
+    return isinstance(exc, FetchError | ModelError | ExtractionError) or is_vector_store_outage(exc)
 
 
 def _readable(exc: Exception) -> str:
+    if is_vector_store_outage(exc):
+        return vector_store_error_message(exc)[:2000]
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return message[:2000]
 
@@ -310,6 +318,9 @@ def sync_child_pages(*, tenant: Tenant, parent: Source, urls: list[str]) -> None
                 source_type=SourceType.URL,
                 config={"url": url},
                 authority=parent.authority,
+                # Discovered on the parent's (checked) host: a page whose host now points somewhere
+                # private is still listed, and its own fetch ends it in `error` with the reason.
+                resolve_urls=False,
             )
         elif not child.is_active:
             Source.objects.filter(pk=child.pk).update(is_active=True, status=SourceStatus.PENDING)
@@ -338,7 +349,7 @@ def _handle_failure(tenant: Tenant, source: Source, run_id: uuid.UUID, attempt: 
             )
         logger.info("Ingestion of %s will be retried: %s", source.pk, message)
         return RunOutcome("retrying", message)
-    if not isinstance(exc, FetchError | ModelError | ExtractionError):
+    if not _is_expected(exc):
         logger.exception("Ingestion of source %s failed unexpectedly.", source.pk)
         message = f"Ingestion failed unexpectedly ({type(exc).__name__}). The operators have been notified in the logs."
     elif _is_transient(exc):

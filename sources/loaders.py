@@ -13,6 +13,7 @@ from django.conf import settings
 
 from minirag.safe_http import fetch
 from sources.extraction import ExtractionError, decode_text, extract_file, extract_html, extract_pdf
+from sources.extraction.base import check_text_length
 from sources.models import Source, SourceFile, SourceType
 from sources.normalize import normalize_text
 
@@ -72,6 +73,7 @@ def load_url(url: str) -> LoadedDocument:
         text = normalize_text(decode_text(response.content, response.charset))
         if not text:
             raise ExtractionError(f"No text could be extracted from {response.url}.")
+        check_text_length(len(text), "page")
         return LoadedDocument(text=text, url=response.url, mime_type=response.content_type)
     return LoadedDocument(
         text=extracted.text,

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from minirag.serializer_fields import StrictCharField
+from minirag.serializer_fields import OptionalBooleanField, StrictCharField
 from sources.models import Authority, RefreshSchedule, Source, SourceType
 from sources.selectors import aggregate_status
 from sources.services import source_secrets
@@ -115,7 +115,7 @@ class SourceUpdateInputSerializer(serializers.Serializer):
     description = StrictCharField(required=False, allow_blank=True, max_length=10_000)
     config = serializers.JSONField(required=False, allow_null=True)
     content = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
-    is_active = serializers.BooleanField(required=False)
+    is_active = OptionalBooleanField(required=False)
     refresh_schedule = serializers.ChoiceField(choices=RefreshSchedule.choices, required=False, allow_null=True)
     authority = serializers.ChoiceField(choices=Authority.choices, required=False)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,9 +72,17 @@ def _validate_int(config: dict[str, Any], key: str, *, default: int, low: int, h
 
 
 def validate_config(
-    source_type: str, config: dict[str, Any] | None, *, is_group: bool = False, existing_secrets: dict | None = None
+    source_type: str,
+    config: dict[str, Any] | None,
+    *,
+    is_group: bool = False,
+    existing_secrets: dict | None = None,
+    resolve_urls: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check a source's config for its type. Returns (public config, secrets)."""
+    """Check a source's config for its type. Returns (public config, secrets).
+
+    `resolve_urls=False` checks URLs by form only, not where their host points (see
+    `validated_public_url`): for pages a sitemap or crawl discovered, whose fetch checks again."""
     if config is None:
         config = {}
     if not isinstance(config, dict):
@@ -91,7 +100,7 @@ def validate_config(
     if is_group:
         return public, secrets
     if source_type == SourceType.URL:
-        public["url"] = validated_public_url(config.get("url"), "config.url")
+        public["url"] = validated_public_url(config.get("url"), "config.url", resolve=resolve_urls)
     elif source_type in (SourceType.SITEMAP, SourceType.CRAWL):
         public["url"] = validated_public_url(config.get("url"), "config.url")
         public["max_pages"] = _validate_int(
@@ -184,11 +193,12 @@ def source_create(
     refresh_schedule: str | None = None,
     authority: str = Authority.INFORMATIONAL,
     is_group: bool = False,
+    resolve_urls: bool = True,
 ) -> Source:
     if source_type == SourceType.UPLOAD:
         raise InvalidInputError.for_field("source_type", "Upload files with POST /v1/sources/upload.")
     _validate_parent(bot_profile, parent)
-    public, secrets = validate_config(source_type, config, is_group=is_group)
+    public, secrets = validate_config(source_type, config, is_group=is_group, resolve_urls=resolve_urls)
     schedule = refresh_schedule or RefreshSchedule.NONE
     source = Source(
         tenant=tenant,
@@ -254,7 +264,7 @@ def source_upload(
     """Store an uploaded file as a source after checking its size and its type (by extension
     and by content). Extraction happens at ingestion."""
     _validate_parent(bot_profile, parent)
-    filename = (uploaded.name or "upload").rsplit("/", 1)[-1][:255]
+    filename = safe_filename(uploaded.name)
     if uploaded.size is not None and uploaded.size > settings.UPLOAD_MAX_BYTES:
         raise PayloadTooLargeError(upload_too_large_message())
     data = uploaded.read(settings.UPLOAD_MAX_BYTES + 1)
@@ -287,6 +297,23 @@ def source_upload(
         data=data,
     )
     return source
+
+
+def safe_filename(name: str | None) -> str:
+    """An uploaded file's name as it is stored and shown: its last path component (either kind
+    of slash), without control or other non-printable characters (NUL included, which
+    PostgreSQL text refuses), at most 255 characters keeping the extension; "upload" if nothing
+    is left. Django's multipart parser already does most of this for HTTP uploads; this also
+    covers every other caller."""
+    base = re.split(r"[/\\]", name or "")[-1]
+    base = "".join(char for char in base if char.isprintable()).strip()
+    if base in ("", ".", ".."):
+        return "upload"
+    if len(base) > 255:
+        stem, dot, extension = base.rpartition(".")
+        extension = extension[:16] if dot and stem else ""
+        base = f"{base[: 255 - len(extension) - 1]}.{extension}" if extension else base[:255]
+    return base
 
 
 def upload_too_large_message() -> str:
@@ -389,7 +416,11 @@ def source_ingest_request(*, tenant: Tenant, source: Source) -> str:
 
     if not source.is_active:
         raise ConflictError("The source has been deleted; reactivate it (is_active: true) first.")
-    previous = source.status
+    # What queueing changes, to be put back exactly as it was if the queue turns out to be down.
+    previous = {
+        field: getattr(source, field)
+        for field in ("status", "queued_at", "ingest_attempt", "error_message", "updated_at")
+    }
     now = timezone.now()
     with transaction.atomic():
         queued = (
@@ -403,7 +434,8 @@ def source_ingest_request(*, tenant: Tenant, source: Source) -> str:
     try:
         dispatch(ingest_source, tenant_id=str(tenant.pk), source_id=str(source.pk), attempt=1)
     except QueueUnavailableError:
-        Source.objects.filter(pk=source.pk, status=SourceStatus.QUEUED, queued_at=now).update(status=previous)
+        Source.objects.filter(pk=source.pk, status=SourceStatus.QUEUED, queued_at=now).update(**previous)
+        source.refresh_from_db()
         raise ServiceUnavailableError("The task queue is unavailable; nothing was queued. Try again shortly.") from None
     publish_source_event(source)
     if source.is_group:

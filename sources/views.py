@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from bots.selectors import bot_profile_reference
 from minirag.errors import PayloadTooLargeError
 from minirag.lookups import uuid_query_param
-from minirag.openapi import ERROR_RESPONSES
+from minirag.openapi import ERROR_RESPONSES, event_stream
 from sources import selectors, services
 from sources.events import SOURCE_EVENT, progress_snapshot, source_channel, tenant_sources_channel
 from sources.models import Source
@@ -45,10 +45,11 @@ LIST_FILTERS = [
     OpenApiParameter("parent_id", OpenApiTypes.UUID, description="Only the children of this source."),
     OpenApiParameter("include_children", OpenApiTypes.BOOL, description="List children too (default: top level)."),
 ]
-EVENT_STREAM = OpenApiResponse(
-    response=OpenApiTypes.STR,
-    description="text/event-stream: `source` events whose data is the source's progress snapshot "
-    "(id, status, chunks_done, chunks_total, document_count, chunk_count, error_message, updated_at).",
+EVENT_STREAM = event_stream(
+    "text/event-stream: `source` events whose data is the source's progress snapshot "
+    "(id, status, chunks_done, chunks_total, document_count, chunk_count, error_message, updated_at); "
+    "`stream-open` first and `keep-alive` while nothing changes.",
+    ["stream-open", "source", "keep-alive", "stream-error", "stream-reset"],
 )
 
 
@@ -194,14 +195,19 @@ class SourceViewSet(TenantViewSet):
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(operation_id="sources_events_stream", responses={200: EVENT_STREAM, **ERROR_RESPONSES})
+    @extend_schema(
+        operation_id="sources_events_stream", responses={(200, "text/event-stream"): EVENT_STREAM, **ERROR_RESPONSES}
+    )
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> StreamingHttpResponse:
         """Live status and progress of one source (server-sent events)."""
         source = self.get_object()
         return _event_stream(request, source_channel(self.tenant.pk, source.pk), [progress_snapshot(source)])
 
-    @extend_schema(operation_id="sources_tenant_events_stream", responses={200: EVENT_STREAM, **ERROR_RESPONSES})
+    @extend_schema(
+        operation_id="sources_tenant_events_stream",
+        responses={(200, "text/event-stream"): EVENT_STREAM, **ERROR_RESPONSES},
+    )
     @action(detail=False, methods=["get"], url_path="events", url_name="tenant-events")
     def tenant_events(self, request: Request) -> StreamingHttpResponse:
         """Live status and progress of every source of the tenant (server-sent events)."""

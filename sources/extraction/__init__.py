@@ -5,9 +5,11 @@ for content that cannot be used; that error is permanent (retrying the same byte
 and its ``message`` is safe to show to the tenant. Supported uploads: ``SUPPORTED_EXTENSIONS``,
 each checked by content as well as by extension (``detect_file_type``).
 
-Inputs are bounded: ``settings.UPLOAD_MAX_BYTES`` for any input, and per format limits against
-crafted files (``MAX_PDF_PAGES``, ``MAX_CSV_ROWS``, the DOCX ZIP-bomb limits, ``MAX_HTML_TAGS``
-and ``MAX_MAIN_CONTENT_ELEMENTS``); each limit's reason is documented where it is defined.
+Inputs are bounded: ``settings.UPLOAD_MAX_BYTES`` for any input, ``settings.EXTRACT_MAX_CHARS``
+for the text any input yields, and per format limits against crafted files (``MAX_PDF_PAGES`` and
+the PDF work budget, ``MAX_CSV_ROWS``, the DOCX ZIP-bomb limits, ``MAX_HTML_TAGS`` and
+``MAX_MAIN_CONTENT_ELEMENTS``); each limit's reason is documented where it is defined, and all of
+them, with what the tenant sees, in docs/sources.md ("Limits and hostile input").
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sources.extraction.word import (
     MAX_DOCX_COMPRESSION_RATIO,
     MAX_DOCX_ENTRIES,
     MAX_DOCX_UNCOMPRESSED_BYTES,
+    MAX_DOCX_XML_BYTES,
     extract_docx,
 )
 
@@ -36,6 +39,7 @@ __all__ = [
     "MAX_DOCX_COMPRESSION_RATIO",
     "MAX_DOCX_ENTRIES",
     "MAX_DOCX_UNCOMPRESSED_BYTES",
+    "MAX_DOCX_XML_BYTES",
     "MAX_HTML_TAGS",
     "MAX_MAIN_CONTENT_ELEMENTS",
     "MAX_PDF_PAGES",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,24 @@ def max_input_bytes() -> int:
     return int(settings.UPLOAD_MAX_BYTES)
 
 
+def max_text_chars() -> int:
+    """The most characters of text one file or page may yield (``settings.EXTRACT_MAX_CHARS``)."""
+    return int(settings.EXTRACT_MAX_CHARS)
+
+
+def too_much_text(what: str) -> ExtractionError:
+    limit = max_text_chars()
+    return ExtractionError(
+        f"The {what} holds more than {limit:,} characters of text, the most one document may have. "
+        "Split it into smaller files."
+    )
+
+
+def check_text_length(length: int, what: str) -> None:
+    if length > max_text_chars():
+        raise too_much_text(what)
+
+
 def check_size(size: int, what: str) -> None:
     limit = max_input_bytes()
     if size > limit:
@@ -98,9 +117,28 @@ def clean_title(title: object) -> str:
     return " ".join(normalize_text(title).split())[:500]
 
 
+# What PostgreSQL refuses in text and JSON (NUL) and what UTF-8 cannot encode (lone surrogates).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """``value`` (JSON-like: str, list, dict, numbers) with NUL and lone surrogates removed from
+    every string, so that it can be saved in a PostgreSQL ``jsonb`` or text column."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("", value)
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(str(key)): storable(item) for key, item in value.items()}
+    return value
+
+
 def finish(text: str, *, title: str, kind: str, metadata: dict[str, Any] | None = None) -> ExtractedDocument:
-    """Normalise the extracted text and refuse an empty result."""
+    """Normalise the extracted text; refuse an empty result or one over ``max_text_chars()``."""
     text = normalize_text(text)
     if not text:
         raise ExtractionError(f"No text could be extracted from the {KIND_LABELS[kind]}.")
-    return ExtractedDocument(text=text, title=clean_title(title), mime_type=MIME_TYPES[kind], metadata=metadata or {})
+    check_text_length(len(text), KIND_LABELS[kind])
+    return ExtractedDocument(
+        text=text, title=clean_title(title), mime_type=MIME_TYPES[kind], metadata=storable(metadata or {})
+    )

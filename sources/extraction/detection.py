@@ -11,6 +11,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
+from sources.extraction.archive import ZIP_ERRORS, MemberTooLargeError, read_member
 from sources.extraction.base import KIND_BY_EXTENSION, UnsupportedFileTypeError
 from sources.extraction.text import decode_text
 from sources.normalize import normalize_text
@@ -108,11 +109,11 @@ def _docx_problem(data: bytes) -> str | None:
             names = set(archive.namelist())
             if "word/document.xml" not in names or "[Content_Types].xml" not in names:
                 return _describe_zip(data)
-            info = archive.getinfo("[Content_Types].xml")
-            if info.file_size > _MAX_CONTENT_TYPES_BYTES:
-                return "a damaged Word document"
-            content_types = archive.read(info)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError):
+            # Read in small steps and never past 1 MiB, whatever size the directory declares.
+            content_types = read_member(archive, archive.getinfo("[Content_Types].xml"), limit=_MAX_CONTENT_TYPES_BYTES)
+    except MemberTooLargeError:
+        return "a damaged Word document"
+    except ZIP_ERRORS:
         return "a damaged ZIP archive"
     try:
         root = defused_fromstring(content_types)

@@ -42,6 +42,17 @@ _DEFAULT_DECLARATIONS = {"cp1252", "iso8859-1", "ascii", "iso8859-15", "latin-1"
 _GUESS_SAMPLE_BYTES = 64 * 1024
 
 
+def _stray_bytes_as_cp1252(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: bytes that are not UTF-8 are read as Windows-1252 (U+FFFD for the
+    five bytes it leaves undefined), the usual origin of stray bytes in a UTF-8 text."""
+    if not isinstance(error, UnicodeDecodeError):  # registered for decoding only
+        raise error
+    return error.object[error.start : error.end].decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("minirag-cp1252-fallback", _stray_bytes_as_cp1252)
+
+
 def _codec_for(label: str | None) -> str | None:
     if not label:
         return None
@@ -61,14 +72,18 @@ def decode_text(data: bytes, declared_charset: str | None = None) -> str:
 
     Order: a byte order mark (UTF-8/16/32) wins; then the declared charset if it is a real
     character set and decodes the bytes cleanly (Latin-1 and ASCII labels read as Windows-1252,
-    as browsers do); then strict UTF-8; then charset-normalizer's best guess; as a last resort
-    Windows-1252 with undecodable bytes replaced by U+FFFD.
+    as browsers do); then strict UTF-8; then UTF-8 with its stray bytes read as Windows-1252, when
+    the bytes are mostly UTF-8 (``_mostly_utf8``: mixed encodings, e.g. a Latin-1 paragraph pasted
+    into a UTF-8 file); then charset-normalizer's best guess; as a last resort Windows-1252 with
+    undecodable bytes replaced by U+FFFD.
     """
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(codec)
             except UnicodeDecodeError:
+                if codec == "utf-8-sig":
+                    return data.decode(codec, errors="minirag-cp1252-fallback")
                 if codec != "utf-32":  # an odd-length UTF-16 text is still mostly readable
                     return data.decode(codec, errors="replace")
     codec = _codec_for(declared_charset)
@@ -85,6 +100,8 @@ def decode_text(data: bytes, declared_charset: str | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    if _mostly_utf8(data):
+        return data.decode("utf-8", errors="minirag-cp1252-fallback")
     if _looks_western(data):
         return data.decode("cp1252", errors="replace")
     guessed = _guess_codec(data)
@@ -110,6 +127,19 @@ def _looks_western(data: bytes) -> bool:
             letters += 1
             non_ascii += char > "\x7f"
     return letters > 0 and non_ascii * 2 <= letters
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether the bytes are UTF-8 with a few stray bytes: some valid multi-byte sequences, and at
+    most four stray bytes for each. Legacy single-byte text (cp1252, cp1251...) rarely forms a
+    valid multi-byte sequence, and then among many more invalid ones, so it keeps its own
+    decoding."""
+    replaced = data.decode("utf-8", errors="replace")
+    literal = data.count("\ufffd".encode())  # U+FFFD really present in the text
+    invalid = replaced.count("\ufffd") - literal
+    non_ascii = len(replaced) - len(replaced.encode("ascii", errors="ignore"))
+    valid_multibyte = non_ascii - replaced.count("\ufffd")
+    return valid_multibyte > 0 and valid_multibyte * 4 >= invalid
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -241,6 +241,8 @@ def extract_html(html: bytes | str, *, url: str | None = None, charset: str | No
     else:
         check_size(len(html), "page")
         text = html
+    # Browsers drop NUL characters from a page's text; libxml2 would turn each into U+FFFD.
+    text = text.replace("\x00", "")
     if text.count("<") > MAX_HTML_TAGS:
         raise ExtractionError(f"The page has too much markup to process (more than {MAX_HTML_TAGS:,} tags).")
     tree = _parse(text)
