@@ -28,6 +28,7 @@ from chat.services import AnswerRecord, PreparedTurn, citation, record_answer, r
 from minirag.db import releasing_connection
 from minirag.errors import ApplicationError
 from minirag.model_gateway import ModelError, acomplete, astream
+from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,12 @@ class ModelFailedError(ApplicationError):
     """The model provider refused the request (bad key, unknown model, bad request): 502."""
 
     status_code = 502
+
+
+class KnowledgeUnavailableError(ApplicationError):
+    """The vector store could not be searched (down, restarting, overloaded): 503."""
+
+    status_code = 503
 
 
 def _as_api_error(error: ModelError, turn: PreparedTurn) -> ApplicationError:
@@ -86,11 +93,22 @@ def _refusal(turn: PreparedTurn, retrieval: Retrieval, streamed: bool) -> Answer
 
 
 async def _retrieve(turn: PreparedTurn, *, streamed: bool) -> Retrieval:
+    """The turn's retrieval. A failure of the embedding model is re-raised as is; a vector store
+    outage becomes KnowledgeUnavailableError. Either is counted in the usage first."""
     try:
         return await retrieve(tenant_id=turn.tenant_id, bot=turn.bot, question=turn.question)
     except ModelError as error:  # the embedding model failed
         await _record_failure(turn, model=turn.bot.embedding_model, error=error.message, streamed=streamed)
         raise
+    except Exception as exc:
+        if not is_vector_store_outage(exc):
+            raise
+        reason = vector_store_error_message(exc)
+        logger.warning("Retrieval for chat %s failed: %s", turn.chat_id, reason)
+        await _record_failure(turn, model=turn.bot.embedding_model, error=reason, streamed=streamed)
+        # As for model failures: the tenant's staff see the cause, a website visitor does not.
+        detail = "The knowledge base is unavailable right now; please try again."
+        raise KnowledgeUnavailableError(detail if turn.for_visitor else f"{detail} ({reason})") from exc
 
 
 def _response(turn: PreparedTurn, message: Message, chunks: list[RetrievedChunk]) -> dict[str, Any]:
@@ -105,7 +123,8 @@ def _response(turn: PreparedTurn, message: Message, chunks: list[RetrievedChunk]
 
 
 async def answer(turn: PreparedTurn) -> dict[str, Any]:
-    """The whole turn; raises ModelUnavailableError (503) or ModelFailedError (502)."""
+    """The whole turn; raises ModelUnavailableError or KnowledgeUnavailableError (503), or
+    ModelFailedError (502)."""
     try:
         retrieval = await _retrieve(turn, streamed=False)
     except ModelError as error:
@@ -198,6 +217,9 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         retrieval = await _retrieve(turn, streamed=True)
     except ModelError as error:
         yield sse("error", {"detail": _as_api_error(error, turn).detail})
+        return
+    except KnowledgeUnavailableError as error:
+        yield sse("error", {"detail": error.detail})
         return
     except Exception:
         logger.exception("Retrieval failed for chat %s.", turn.chat_id)

@@ -3,11 +3,14 @@ Validation errors are 422 and add `errors` (field path → messages)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
@@ -16,6 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from minirag.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "The database is unavailable right now; please try again shortly."
 
 # --- Rendering --------------------------------------------------------------------------------
 
@@ -73,6 +80,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return validation_response(flatten_errors(detail))
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        # The server is down, restarting or out of connections (the pool timed out): a failure
+        # that passes, not a bug. Operators see it in the log; the caller gets a clear 503.
+        logger.error("Database unavailable: %s", exc)
+        return Response({"detail": DATABASE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body is too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):

@@ -7,21 +7,47 @@ current`. That smooths the double burst a plain fixed window allows at its edges
 two cache keys per limit. An event is counted against every limit at once or against none: it is
 counted first (atomic INCR) and taken back if any limit is exceeded, so concurrent requests can
 never all slip under the same limit.
+
+When the shared cache cannot be reached, limits **fail open**: the event is let through and a
+warning is logged (at most once a minute per process). The limits protect a tenant's budget
+against abuse; failing closed would turn a cache outage into a refusal of every widget visitor of
+every tenant, which is worse than a few minutes without counting.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis
 from django.core.cache import cache
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
+logger = logging.getLogger(__name__)
+
 MINUTE = 60
 DAY = 24 * 60 * 60
+# What a cache backend raises when its server is down, unreachable or too slow to answer.
+CACHE_OUTAGES: tuple[type[Exception], ...] = (redis.exceptions.RedisError, OSError)
+OUTAGE_WARNING_INTERVAL_SECONDS = 60.0
+_last_outage_warnings: dict[str, float] = {}
+_outage_warning_lock = threading.Lock()
+
+
+def warn_cache_outage(what: str, exc: Exception) -> None:
+    """Log that `what` is not enforced because the cache failed, at most once a minute for each
+    `what` (an outage would otherwise log once per request)."""
+    now = time.monotonic()
+    with _outage_warning_lock:
+        if now - _last_outage_warnings.get(what, -OUTAGE_WARNING_INTERVAL_SECONDS) < OUTAGE_WARNING_INTERVAL_SECONDS:
+            return
+        _last_outage_warnings[what] = now
+    logger.warning("%s not enforced: the shared cache is unavailable (%s: %s).", what, type(exc).__name__, exc)
 
 
 @dataclass(frozen=True)
@@ -84,7 +110,15 @@ def seconds_until_allowed(*, previous: int, current: int, limit: int, elapsed: f
 
 
 def hit(limits: Sequence[Limit], *, now: float | None = None) -> None:
-    """Count one event against every limit, or raise `RateLimited` (counting it against none)."""
+    """Count one event against every limit, or raise `RateLimited` (counting it against none).
+    Lets the event through, with a logged warning, when the cache is down (see the module's doc)."""
+    try:
+        _hit(limits, now=now)
+    except CACHE_OUTAGES as exc:
+        warn_cache_outage("Rate limits", exc)
+
+
+def _hit(limits: Sequence[Limit], *, now: float | None = None) -> None:
     now = time.time() if now is None else now
     active = [limit for limit in limits if limit.limit > 0]
     counted: list[str] = []

@@ -34,20 +34,28 @@ def dispatch(task: Task, *, countdown: float | None = None, **kwargs: Any) -> No
         _run_in_process_later(task, kwargs, countdown)
         return
     try:
-        task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
+        with task.app.producer_or_acquire() as producer:
+            # One connection attempt, not kombu's default of retrying for broker_connection_timeout
+            # (about 6 s): during a broker outage every API call that queues work, and every chat
+            # turn that hands over a webhook delivery, would otherwise wait that long first.
+            producer.connection.ensure_connection(max_retries=0)
+            task.apply_async(kwargs=kwargs, countdown=countdown, retry=False, producer=producer)
     except BrokerOperationalError as exc:
         raise QueueUnavailableError(f"The task queue is unavailable: {exc}") from exc
 
 
 def enqueue_on_commit(task: Task, *, countdown: float | None = None, **kwargs: Any) -> None:
     """Send `task(**kwargs)` once the current transaction commits (at once outside one). A broker
-    outage here is logged, not raised: the reaper picks up work that never reached a worker."""
+    outage here is logged, not raised: the work is recorded in the database, and the ingestion
+    reaper or the webhook sweeper sends what never reached a worker."""
 
     def send() -> None:
         try:
             dispatch(task, countdown=countdown, **kwargs)
         except QueueUnavailableError:
-            logger.exception("Could not enqueue %s %s; the reaper will retry it.", task.name, kwargs)
+            # What the message would have started is recorded in the database; a periodic job
+            # (the ingestion reaper, the webhook sweeper) finds it and sends it again.
+            logger.exception("Could not enqueue %s %s; a periodic job will send it again.", task.name, kwargs)
 
     transaction.on_commit(send)
 

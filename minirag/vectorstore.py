@@ -28,6 +28,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,25 @@ def close_vector_store() -> None:
         _create_client.cache_clear()
     with _store_lock:
         _create_store.cache_clear()
+
+
+def is_vector_store_outage(exc: BaseException) -> bool:
+    """Whether `exc` is what a Qdrant server that is down, restarting or overloaded raises: no
+    connection, a timeout (both wrapped in ResponseHandlingException), or a 5xx/429 answer. Such a
+    failure may pass; a 4xx answer (a bad request) will not."""
+    if isinstance(exc, ResponseHandlingException):
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code is None or exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
+def vector_store_error_message(exc: BaseException) -> str:
+    """One readable sentence for an outage (`is_vector_store_outage`), for logs and the tenant."""
+    if isinstance(exc, UnexpectedResponse):
+        return f"The vector store answered {exc.status_code} {exc.reason_phrase}.".replace(" .", ".")
+    cause = getattr(exc, "source", None) or exc.__cause__ or exc
+    return f"The vector store could not be reached: {str(cause) or type(cause).__name__}."
 
 
 def qdrant_server_version(client: QdrantClient) -> str | None:
