@@ -6,13 +6,14 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format lock worker beat schema clean
+.PHONY: help install run test fuzz lint format lock worker beat schema clean
 
 help:
 	@echo "make run     serve MiniRAG on http://127.0.0.1:$(PORT) (embedded: SQLite, local Qdrant, offline models)"
 	@echo "make test    run the whole test suite (real PostgreSQL and Redis)"
 	@echo "make worker  a Celery worker (needs REDIS_URL);  make beat: the scheduler"
 	@echo "make lint    ruff;  make lock: re-pin requirements;  make schema: print the OpenAPI schema"
+	@echo "make fuzz    the long API fuzz run (MINIRAG_FUZZ_EXAMPLES, default 200 per operation and mode; ~10 min)"
 
 $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -30,6 +31,12 @@ test: install
 	@scripts/ensure_services.sh
 	@scripts/ensure_browser_tools.sh
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The API fuzz suite with many more examples than the bounded run inside `make test`.
+fuzz: install
+	@scripts/ensure_services.sh
+	@MINIRAG_FUZZ_EXAMPLES=$${MINIRAG_FUZZ_EXAMPLES:-200} MINIRAG_FUZZ_COVERAGE=$${MINIRAG_FUZZ_COVERAGE:-1} \
+		$(VENV)/bin/pytest minirag/tests/test_fuzz_api.py -p no:cacheprovider -s $(PYTEST_ARGS)
 
 lint: install
 	@$(VENV)/bin/ruff check .

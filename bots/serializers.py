@@ -6,7 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from bots.models import DEFAULT_REFUSAL_MESSAGE, DEFAULT_SYSTEM_PROMPT, BotProfile
-from minirag.serializer_fields import FiniteFloatField, StrictCharField, StrictIntegerField
+from minirag.serializer_fields import FiniteFloatField, OptionalBooleanField, StrictCharField, StrictIntegerField
 
 
 class BotProfileSerializer(serializers.ModelSerializer):
@@ -63,7 +63,7 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
     chunk_size = StrictIntegerField(min_value=100, max_value=8000, required=False)
     chunk_overlap = StrictIntegerField(min_value=0, max_value=4000, required=False)
     history_turns = StrictIntegerField(min_value=0, max_value=50, required=False)
-    is_active = serializers.BooleanField(required=False)
+    is_active = OptionalBooleanField(required=False)
 
 
 class BotProfileCreateInputSerializer(BotProfileUpdateInputSerializer):

@@ -6,14 +6,14 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -24,17 +24,27 @@ from chat import selectors, services, stats, turns
 from chat.models import Chat, Message
 from chat.rate_limits import count_bot_token_message
 from chat.serializers import (
+    ChatBulkExportSerializer,
     ChatExportSerializer,
     ChatSerializer,
     ChatTurnInputSerializer,
     ChatTurnOutputSerializer,
+    CostEstimateSerializer,
     FeedbackInputSerializer,
+    FeedbackStatsSerializer,
+    FeedbackTrendSerializer,
     MessageSerializer,
+    OverviewStatsSerializer,
+    PricingStatsSerializer,
+    UnansweredQuestionSerializer,
+    UsageByBotSerializer,
+    UsageByDaySerializer,
+    UsageByModelSerializer,
 )
 from minirag.db import release_connection
 from minirag.errors import ApplicationError, InvalidInputError
 from minirag.lookups import uuid_query_param
-from minirag.openapi import ERROR_RESPONSES, ErrorSerializer
+from minirag.openapi import ERROR_RESPONSES, ErrorSerializer, event_stream
 from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
 from minirag.throttling import client_address
 from tenants.api import TenantAPIView, TenantViewSet
@@ -61,6 +71,14 @@ VISITOR_HEADER = "X-MiniRAG-Visitor"
 VISITOR_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+VISITOR = OpenApiParameter(
+    VISITOR_HEADER,
+    {"type": "string", "pattern": f"^{VISITOR_ID.pattern}$"},
+    OpenApiParameter.HEADER,
+    description="The widget's visitor id: a bot token reads only the chats it started for the same visitor.",
+)
+
+
 def _visitor_id(request: Request) -> str:
     """The widget's random, persistent visitor id: binds a bot token's chats to one browser."""
     value = (request.headers.get(VISITOR_HEADER) or "").strip()
@@ -69,11 +87,20 @@ def _visitor_id(request: Request) -> str:
     return value
 
 
-TURN_STREAM = OpenApiResponse(
-    response=OpenApiTypes.STR,
-    description="With `stream: true`, `text/event-stream`: `sources` once, `delta`*, then `done` or `error`; "
+TURN_STREAM = event_stream(
+    "With `stream: true`, `text/event-stream`: `sources` once, `delta`*, then `done` or `error`; "
     "each event is exactly `event: <name>\\ndata: <one-line JSON>\\n\\n`.",
+    ["sources", "delta", "done", "error"],
 )
+
+
+EXPORT_FORMAT = OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="Default json.")
+
+
+def csv_export(columns: list[str]) -> OpenApiResponse:
+    return OpenApiResponse(
+        response=OpenApiTypes.STR, description=f"With `format=csv`, an attachment with the columns {','.join(columns)}."
+    )
 
 
 class ChatView(TenantAPIView):
@@ -97,8 +124,15 @@ class ChatView(TenantAPIView):
 
     @extend_schema(
         operation_id="chat_turn",
+        parameters=[VISITOR],
         request=ChatTurnInputSerializer,
-        responses={200: ChatTurnOutputSerializer, 502: ErrorSerializer, 503: ErrorSerializer, **ERROR_RESPONSES},
+        responses={
+            (200, "application/json"): ChatTurnOutputSerializer,
+            (200, "text/event-stream"): TURN_STREAM,
+            502: ErrorSerializer,
+            503: ErrorSerializer,
+            **ERROR_RESPONSES,
+        },
         description=TURN_STREAM.description,
     )
     def post(self, request: Request) -> HttpResponseBase:
@@ -139,11 +173,11 @@ class ChatViewSet(TenantViewSet):
             principal=self.principal, chat_id=self.kwargs["pk"], visitor_id=_visitor_id(self.request)
         )
 
-    @extend_schema(responses={200: ChatSerializer, **ERROR_RESPONSES})
+    @extend_schema(parameters=[VISITOR], responses={200: ChatSerializer, **ERROR_RESPONSES})
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(ChatSerializer(self.get_object()).data)
 
-    @extend_schema(responses={200: MessageSerializer(many=True), **ERROR_RESPONSES})
+    @extend_schema(parameters=[VISITOR], responses={200: MessageSerializer(many=True), **ERROR_RESPONSES})
     @action(detail=True, methods=["get"])
     def messages(self, request: Request, pk: str) -> Response:
         chat = self.get_object()
@@ -152,7 +186,7 @@ class ChatViewSet(TenantViewSet):
 
     @extend_schema(
         request=FeedbackInputSerializer,
-        parameters=[OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH), VISITOR],
         responses={200: MessageSerializer, **ERROR_RESPONSES},
     )
     @action(detail=True, methods=["patch"], url_path=r"messages/(?P<message_id>[^/.]+)/feedback")
@@ -164,8 +198,12 @@ class ChatViewSet(TenantViewSet):
         return Response(MessageSerializer(message).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"])],
-        responses={200: ChatExportSerializer, **ERROR_RESPONSES},
+        parameters=[EXPORT_FORMAT],
+        responses={
+            (200, "application/json"): ChatExportSerializer,
+            (200, "text/csv"): csv_export(MESSAGE_CSV_FIELDS),
+            **ERROR_RESPONSES,
+        },
     )
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> HttpResponseBase:
@@ -186,10 +224,18 @@ class ChatBulkExportView(TenantAPIView):
             OpenApiParameter("bot_profile_id", OpenApiTypes.UUID),
             OpenApiParameter("from_date", OpenApiTypes.DATE),
             OpenApiParameter("to_date", OpenApiTypes.DATE),
-            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="Chats (default 100, max 1000)."),
+            EXPORT_FORMAT,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                description="Chats (default 100, max 1000).",
+            ),
         ],
-        responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES},
+        responses={
+            (200, "application/json"): ChatBulkExportSerializer,
+            (200, "text/csv"): csv_export(BULK_CSV_FIELDS),
+            **ERROR_RESPONSES,
+        },
     )
     def get(self, request: Request) -> HttpResponseBase:
         from_date, to_date = _date_param(request, "from_date"), _date_param(request, "to_date")
@@ -304,7 +350,9 @@ def _days(request: Request, default: int = 30) -> int:
     return int_query_param(request, "days", default, 1, 365)
 
 
-DAYS = OpenApiParameter("days", OpenApiTypes.INT, description="Window in days (default 30, 1 to 365).")
+DAYS = OpenApiParameter(
+    "days", {"type": "integer", "minimum": 1, "maximum": 365}, description="Window in days (default 30, 1 to 365)."
+)
 BOT_FILTER = OpenApiParameter("bot_profile_id", OpenApiTypes.UUID)
 
 
@@ -314,51 +362,84 @@ class StatsView(TenantAPIView):
     def compute(self, request: Request) -> Any:
         raise NotImplementedError
 
-    @extend_schema(parameters=[DAYS, BOT_FILTER], responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
     def get(self, request: Request) -> Response:
         return Response(self.compute(request))
 
 
+def stats_schema(response: Any, *parameters: OpenApiParameter) -> Callable[[type], type]:
+    """The schema of one stats route: its query parameters and the shape it answers."""
+    return extend_schema_view(
+        get=extend_schema(parameters=list(parameters), responses={200: response, **ERROR_RESPONSES})
+    )
+
+
+@stats_schema(PricingStatsSerializer)
 class PricingStatsView(StatsView):
+    """Today's price per million tokens of every model the tenant's bots use or used."""
+
     def compute(self, request: Request) -> Any:
         return stats.pricing(self.tenant)
 
 
+@stats_schema(OverviewStatsSerializer)
 class OverviewStatsView(StatsView):
+    """Active bots and sources, chats, and all-time tokens."""
+
     def compute(self, request: Request) -> Any:
         return stats.overview(self.tenant)
 
 
+@stats_schema(UsageByDaySerializer(many=True), DAYS)
 class UsageStatsView(StatsView):
+    """Tokens and requests per day and model."""
+
     def compute(self, request: Request) -> Any:
         return stats.usage_by_day(self.tenant, _days(request))
 
 
+@stats_schema(UsageByBotSerializer(many=True), DAYS)
 class UsageByBotStatsView(StatsView):
+    """Tokens, requests and cost per bot and model."""
+
     def compute(self, request: Request) -> Any:
         return stats.usage_by_bot(self.tenant, _days(request))
 
 
+@stats_schema(UsageByModelSerializer(many=True), DAYS)
 class UsageByModelStatsView(StatsView):
+    """Tokens, requests and cost per model, with today's prices."""
+
     def compute(self, request: Request) -> Any:
         return stats.usage_by_model(self.tenant, _days(request))
 
 
+@stats_schema(CostEstimateSerializer, DAYS)
 class CostEstimateStatsView(StatsView):
+    """Spend in the window, the daily average and the month it projects."""
+
     def compute(self, request: Request) -> Any:
         return stats.cost_estimate(self.tenant, _days(request))
 
 
+@stats_schema(FeedbackStatsSerializer, DAYS, BOT_FILTER)
 class FeedbackStatsView(StatsView):
+    """Rated answers: totals, rate, and per bot."""
+
     def compute(self, request: Request) -> Any:
         return stats.feedback(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
 
 
+@stats_schema(FeedbackTrendSerializer(many=True), DAYS, BOT_FILTER)
 class FeedbackTrendStatsView(StatsView):
+    """Answers and ratings per day of the window (days without answers included)."""
+
     def compute(self, request: Request) -> Any:
         return stats.feedback_trend(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
 
 
+@stats_schema(UnansweredQuestionSerializer(many=True), DAYS, BOT_FILTER)
 class UnansweredStatsView(StatsView):
+    """The questions the bots refused, grouped, most frequent first."""
+
     def compute(self, request: Request) -> Any:
         return stats.unanswered(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 
@@ -19,6 +20,24 @@ class ValidationErrorSerializer(ErrorSerializer):
     )
 
 
+def event_stream(description: str, events: list[str]) -> OpenApiResponse:
+    """A `text/event-stream` answer, documented one event at a time (what OpenAPI 3.2 calls the
+    item schema, and how schema-driven clients and testers read an event stream's schema): the
+    event's name and its `data` line."""
+    return OpenApiResponse(
+        response={
+            "type": "object",
+            "properties": {
+                "event": {"type": "string", "enum": events},
+                "data": {"type": "string", "description": "The event's data: one line of JSON."},
+                "id": {"type": "string"},
+            },
+            "required": ["event", "data"],
+        },
+        description=description,
+    )
+
+
 ERROR_RESPONSES = {
     400: ErrorSerializer,
     401: ErrorSerializer,
@@ -26,8 +45,12 @@ ERROR_RESPONSES = {
     404: ErrorSerializer,
     409: ErrorSerializer,
     413: ErrorSerializer,
+    # A body without a Content-Type, or in a type no parser reads.
+    415: ErrorSerializer,
     422: ValidationErrorSerializer,
     429: ErrorSerializer,
+    # Something the request needs is down for a moment (the database, the task queue).
+    503: ErrorSerializer,
 }
 
 

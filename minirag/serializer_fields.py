@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 
 class StrictCharField(serializers.CharField):
@@ -38,3 +39,12 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, bool):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class OptionalBooleanField(serializers.BooleanField):
+    """A boolean a request may leave out, in every encoding. DRF reads a boolean missing from a
+    form-encoded or multipart body as false (an unticked HTML checkbox), so a form PATCH that
+    only renamed a bot deactivated it, and a form POST created it inactive; here a missing
+    boolean is missing, exactly as in JSON."""
+
+    default_empty_html = empty

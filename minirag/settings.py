@@ -142,6 +142,9 @@ else:
     DB_POOL_MAX_SIZE: int = env.int("MINIRAG_DB_POOL_MAX_SIZE", default=20)
     if DB_POOL_MAX_SIZE > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # required with a pool
+        # The pool checks a connection before handing it out, so one the server closed (a restart,
+        # a failover) is replaced instead of failing a request (minirag/db.py).
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
             "max_size": DB_POOL_MAX_SIZE,
@@ -150,6 +153,12 @@ else:
     else:
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("MINIRAG_DB_CONN_MAX_AGE", default=0)
+
+# PostgreSQL row-level security (tenants/rls.py): the app should connect (DATABASE_URL) as a role
+# that owns no table and lacks BYPASSRLS; `manage.py migrate` connects as the owner given here,
+# re-applies the tenant policies and grants the app role these privileges on every table.
+DATABASE_OWNER_URL: str = env.str("MINIRAG_DATABASE_OWNER_URL", default="")
+DATABASE_APP_PRIVILEGES: str = env.str("MINIRAG_DATABASE_APP_PRIVILEGES", default="SELECT, INSERT, UPDATE, DELETE")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -162,6 +171,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("MINIRAG_CACHE_PREFIX", default="minirag"),
+            # A hung Redis fails a cache call within a second (rate limits then fail open)
+            # instead of holding the request.
+            "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
         }
     }
 else:
@@ -181,6 +193,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A hung broker fails a publish within seconds (the API answers 503) instead of holding the request.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 CELERY_TIMEZONE = "UTC"
 # Two queues: `celery` (ingestion, refreshes, the reaper) and `webhooks` (deliveries to customer
 # endpoints, which can be slow). A worker started without -Q consumes both; a busy deployment runs
@@ -250,6 +264,9 @@ INGEST_MAX_ATTEMPTS: int = env.int("MINIRAG_INGEST_MAX_ATTEMPTS", default=5)
 CRAWL_DEFAULT_MAX_PAGES: int = env.int("MINIRAG_CRAWL_DEFAULT_MAX_PAGES", default=50)
 CRAWL_MAX_PAGES_LIMIT: int = env.int("MINIRAG_CRAWL_MAX_PAGES_LIMIT", default=1000)
 CRAWL_DELAY_SECONDS: float = env.float("MINIRAG_CRAWL_DELAY_SECONDS", default=0.5)
+# Most characters of text one file or page may yield (docs/sources.md, "Limits and hostile input");
+# by default as many as the largest upload holds, so any plain-text file that may be uploaded fits.
+EXTRACT_MAX_CHARS: int = env.int("MINIRAG_EXTRACT_MAX_CHARS", default=UPLOAD_MAX_BYTES)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 

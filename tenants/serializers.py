@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from minirag.serializer_fields import StrictCharField
+from minirag.serializer_fields import OptionalBooleanField, StrictCharField
 from tenants.models import SLUG_PATTERN, ApiToken, Role, Tenant, User
 
 # --- Output -----------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ class UserUpdateInputSerializer(serializers.Serializer):
     password = _password_field(required=False)
     display_name = StrictCharField(max_length=200, required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=Role.choices, required=False)
-    is_active = serializers.BooleanField(required=False)
+    is_active = OptionalBooleanField(required=False)
 
 
 def _limit_field() -> serializers.IntegerField:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from minirag.serializer_fields import StrictCharField
+from minirag.serializer_fields import OptionalBooleanField, StrictCharField
 from webhooks.models import SUBSCRIBABLE_EVENTS, DeliveryState, Webhook, WebhookDelivery
 
 
@@ -114,7 +114,7 @@ class WebhookUpdateInputSerializer(serializers.Serializer):
     url = StrictCharField(max_length=2048, required=False)
     events = _events_field(required=False)
     description = StrictCharField(required=False, allow_blank=True, max_length=2000)
-    is_active = serializers.BooleanField(required=False)
+    is_active = OptionalBooleanField(required=False)
 
 
 class WebhookRotateSecretInputSerializer(serializers.Serializer):

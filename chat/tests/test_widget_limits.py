@@ -72,6 +72,15 @@ def test_without_a_visitor_id_the_address_is_the_visitor(alpha: TenantWorld) -> 
     assert ask(widget(alpha, address="192.0.2.55"), alpha).status_code == 200
 
 
+def test_a_widget_message_without_a_client_address_is_limited_not_a_500(alpha: TenantWorld) -> None:
+    # An ASGI server on a Unix socket passes no client address: REMOTE_ADDR is missing. (Found by
+    # the API fuzzer: it was a TypeError in the rate-limit keys.)
+    set_limits(alpha, visitor_messages_per_minute=1)
+    without_address = api_client(alpha.tokens["bot"], REMOTE_ADDR=None)
+    assert ask(without_address, alpha).status_code == 200
+    assert ask(without_address, alpha).status_code == 429
+
+
 def test_a_refused_message_is_not_stored_and_not_counted(alpha: TenantWorld) -> None:
     set_limits(alpha, visitor_messages_per_minute=1, messages_per_minute=2)
     client = widget(alpha, "visitor-one")
