@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -26,7 +26,8 @@ from minirag.dashboard.model_admin import (
     run_for_each,
 )
 from sources.models import Source
-from tenants.models import ApiToken, Role, Tenant, User
+from tenants.models import ApiToken, Tenant
+from tenants.selectors import first_active_owner
 from tenants.services import bot_token_raw, preview_token_for
 from tenants.tenancy import tenant_scope
 
@@ -115,11 +116,12 @@ class BotProfileAdmin(TenantModelAdmin):
         return self.without_tenant_field(request, fieldsets)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BotProfile]:
-        return super().get_queryset(request).select_related("tenant")
+        active_sources = Count("sources", filter=Q(sources__is_active=True))
+        return super().get_queryset(request).select_related("tenant").annotate(active_source_count=active_sources)
 
-    @admin.display(description="Sources")
+    @admin.display(description="Sources", ordering="active_source_count")
     def source_count(self, bot: BotProfile) -> int:
-        return Source.objects.filter(tenant_id=bot.tenant_id, bot_profile=bot, is_active=True).count()
+        return bot.active_source_count
 
     @admin.display(boolean=True, description="Provider key")
     def has_credentials(self, bot: BotProfile) -> bool:
@@ -179,7 +181,7 @@ class BotProfileAdmin(TenantModelAdmin):
         """Tokens belong to a tenant user; an operator's try-it token is recorded as the owner's."""
         if request.user.tenant_id is not None:
             return request.user
-        owner = User.objects.filter(tenant=tenant, role=Role.OWNER, is_active=True).order_by("created_at").first()
+        owner = first_active_owner(tenant=tenant)
         if owner is None:
             raise Http404("This tenant has no active owner to issue a try-it token for.")
         return owner

@@ -27,6 +27,7 @@ from minirag.dashboard.model_admin import (
 )
 from minirag.errors import ApplicationError
 from minirag.lookups import parse_uuid
+from sources.events import progress_snapshot
 from sources.models import (
     IN_FLIGHT_STATUSES,
     Authority,
@@ -77,13 +78,9 @@ def progress_of(source: Source) -> dict[str, Any]:
     total = source.chunks_total
     percent = 100 if source.status == SourceStatus.READY else (round(100 * source.chunks_done / total) if total else 0)
     return {
-        "status": source.status,
+        **progress_snapshot(source),  # what the live source events carry
         "label": SourceStatus(source.status).label,
         "percent": percent,
-        "chunks_done": source.chunks_done,
-        "chunks_total": total,
-        "chunk_count": source.chunk_count,
-        "error": source.error_message,
         "in_flight": source.status in IN_FLIGHT_STATUSES,
     }
 

@@ -26,6 +26,7 @@ from minirag.dashboard.model_admin import (
 )
 from minirag.vectorstore import get_vector_store
 from tenants.models import RATE_LIMIT_FIELDS, ApiToken, Role, Tenant, User, role_at_least
+from tenants.selectors import first_active_owner
 from tenants.services import (
     api_token_create,
     api_token_revoke,
@@ -250,7 +251,7 @@ class ApiTokenAddForm(ServiceForm):
         chosen = self.cleaned_data.get("user")
         if chosen is not None:
             return chosen
-        owner = User.objects.filter(tenant=tenant, role=Role.OWNER, is_active=True).order_by("created_at").first()
+        owner = first_active_owner(tenant=tenant)
         if owner is None:
             raise forms.ValidationError({"user": "This tenant has no active owner; choose the user."})
         return owner

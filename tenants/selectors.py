@@ -30,6 +30,11 @@ def api_token_get(*, tenant: Tenant, viewer: User, token_id: Any) -> ApiToken:
     return get_by_id_or_404(api_token_list(tenant=tenant, viewer=viewer), token_id, label="API token")
 
 
+def first_active_owner(*, tenant: Tenant) -> User | None:
+    """The tenant's longest-standing active owner: whom tokens made on the tenant's behalf belong to."""
+    return User.objects.filter(tenant=tenant, role=Role.OWNER, is_active=True).order_by("created_at").first()
+
+
 def identity_counts(tenant: Tenant) -> dict[str, Any]:
     """Users and tokens of the tenant, for the detailed health view."""
     users = user_list(tenant=tenant)

@@ -212,7 +212,9 @@ def test_tenant_pages_show_only_the_tenant(alpha: TenantWorld, beta: TenantWorld
     assert "Alpha Inc" in tenants and "Beta Inc" not in tenants
     assert client.get("/dashboard/tenants/tenant/add/").status_code == 403
     health = client.get("/dashboard/health/").content.decode()
-    assert "sources_by_status" in health or "sources" in health
+    assert "<h2>Alpha Inc</h2>" in health  # this tenant's counts, and no other's
+    assert re.search(r"<th scope=\"row\">sources.total</th><td>2</td>", health)
+    assert "Beta Inc" not in health
 
 
 # --- Secrets ----------------------------------------------------------------------------------

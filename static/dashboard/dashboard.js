@@ -51,7 +51,7 @@
     var fill = element.querySelector(".mr-bar-fill");
     if (fill) fill.style.width = state.percent + "%";
     var text = element.querySelector(".mr-progress-text");
-    if (text) text.textContent = state.in_flight ? state.chunks_done + "/" + state.chunks_total + " chunks" : (state.status === "error" ? state.error : "");
+    if (text) text.textContent = state.in_flight ? state.chunks_done + "/" + state.chunks_total + " chunks" : (state.status === "error" ? state.error_message : "");
   }
 
   function poll() {

@@ -11,7 +11,8 @@ from django.utils import timezone
 from bots.selectors import bot_profile_get
 from minirag.management.base import write_secret
 from tenants.management.base import TenantCommand
-from tenants.models import Role, Tenant, User, normalize_email
+from tenants.models import Tenant, User, normalize_email
+from tenants.selectors import first_active_owner
 from tenants.services import api_token_create
 
 MAX_EXPIRES_DAYS = 3650
@@ -66,7 +67,7 @@ Examples:
         if options["user"]:
             user = users.filter(email=normalize_email(options["user"])).first()
         else:
-            user = users.filter(role=Role.OWNER).order_by("created_at").first()
+            user = first_active_owner(tenant=tenant)
         if user is None:
             raise CommandError("No such active user in this tenant.")
         bot = bot_profile_get(tenant=tenant, bot_profile_id=options["bot"]) if options["bot"] else None
