@@ -117,7 +117,8 @@ class BotProfileAdmin(TenantModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BotProfile]:
         active_sources = Count("sources", filter=Q(sources__is_active=True))
-        return super().get_queryset(request).select_related("tenant").annotate(active_source_count=active_sources)
+        bots = super().get_queryset(request).select_related("tenant").annotate(active_source_count=active_sources)
+        return bots.order_by("name", "pk")  # a GROUP BY drops Meta.ordering; lists and autocomplete page
 
     @admin.display(description="Sources", ordering="active_source_count")
     def source_count(self, bot: BotProfile) -> int:
