@@ -425,7 +425,9 @@ class Server:
                 "warning",
             ],
             cwd=ROOT,
-            env=env,
+            # A crash in native code (seen once: a segfault under load) prints every thread's Python
+            # stack to stderr instead of dying silently.
+            env={**env, "PYTHONFAULTHANDLER": "1"},
         )
 
     @property
