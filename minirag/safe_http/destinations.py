@@ -65,7 +65,23 @@ def parse_url(url: str) -> Target:
         raise InvalidURLError(f"the URL's host is not a valid hostname: {host[:100]!r}")
     if port is not None and not 0 < port < 65536:
         raise InvalidURLError(f"the URL's port is out of range: {port}")
-    return Target(url=parsed, host=host, port=port or DEFAULT_PORTS[parsed.scheme])
+    return Target(url=parsed, host=checked_host(host), port=port or DEFAULT_PORTS[parsed.scheme])
+
+
+def checked_host(host: str) -> str:
+    """`host` as it is resolved and judged: lowercase, without brackets or the root label's trailing dot
+    ("localhost." and "169.254.169.254." are "localhost" and "169.254.169.254", so they are refused like their
+    plain forms, without a DNS query). An IPv6 zone ("fe80::1%eth0") names an interface of this machine, never
+    a public destination: refused outright."""
+    host = host.lower().strip("[]")
+    if "%" in host:
+        raise BlockedDestinationError("IPv6 addresses with a zone (%interface) are not allowed")
+    return host[:-1] if host.endswith(".") and not host.endswith("..") else host
+
+
+def is_localhost_name(host: str) -> bool:
+    """RFC 6761: "localhost" and every name under it are this machine, whatever a resolver says."""
+    return host == "localhost" or host.endswith(".localhost")
 
 
 def is_public_address(ip: IPAddress) -> bool:
@@ -89,33 +105,59 @@ def allowed_networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
         raise ImproperlyConfigured(f"SSRF_ALLOWED_NETWORKS holds an invalid network: {exc}") from exc
 
 
-def is_allowed(ip: IPAddress) -> bool:
+def is_allowed(ip: IPAddress, networks: tuple[IPNetwork, ...] | None = None) -> bool:
+    """Whether `ip` may be connected to: public, inside one of `networks` (default: the SSRF exceptions
+    of settings.SSRF_ALLOWED_NETWORKS), or anything when settings.ALLOW_PRIVATE_NETWORKS is on."""
     if settings.ALLOW_PRIVATE_NETWORKS:
         return True
+    if networks is None:
+        networks = allowed_networks(tuple(settings.SSRF_ALLOWED_NETWORKS))
     unmapped = (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
-    networks = allowed_networks(tuple(settings.SSRF_ALLOWED_NETWORKS))
     return any(unmapped in network for network in networks) or is_public_address(ip)
+
+
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+# getaddrinfo's "this name does not exist" answers (NXDOMAIN, or a name without any address): retrying later
+# cannot help. Everything else (EAI_AGAIN: no answer from the resolver; SERVFAIL) may pass.
+_NAME_DOES_NOT_EXIST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (A and AAAA), in the resolver's order of preference; OSError if none.
 
-    The one place DNS is asked, by `fetch`, `afetch` and `check_url` alike (tests replace it)."""
+    The one place DNS is asked, by `fetch`, `afetch`, `check_url` and model calls alike (tests replace it)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(info[4][0] for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)))
 
 
+def host_addresses(host: str, port: int) -> tuple[IPAddress, ...]:
+    """The addresses `host` (as `checked_host` returns it) stands for: an IP literal itself, a localhost name
+    the loopback addresses (no DNS query), any other name what DNS answers. Raises a `FetchError`: permanent
+    when the name does not exist, transient when the resolver cannot answer now."""
+    if is_localhost_name(host):
+        return tuple(ipaddress.ip_address(address) for address in LOOPBACK_ADDRESSES)
+    try:
+        return (ipaddress.ip_address(host),)
+    except ValueError:
+        pass  # a name (or an address in a legacy notation, which getaddrinfo reads without DNS)
+    try:
+        addresses = resolve(host, port)
+    except UnicodeError:  # e.g. a DNS label longer than 63 characters
+        raise InvalidURLError(f"the URL's host is not a valid hostname: {host[:100]!r}") from None
+    except socket.gaierror as exc:
+        if exc.errno in _NAME_DOES_NOT_EXIST:
+            raise FetchError(f"the domain {host} does not exist (no DNS record)", transient=False) from None
+        raise FetchError(f"could not resolve {host}: {exc.strerror or exc}", transient=True) from None
+    except OSError as exc:
+        raise FetchError(f"could not resolve {host}: {exc.strerror or exc}", transient=True) from None
+    if not addresses:
+        raise FetchError(f"could not resolve {host}: no address found", transient=True)
+    return tuple(ipaddress.ip_address(address) for address in addresses)
+
+
 def lookup(target: Target) -> tuple[IPAddress, ...]:
     """The addresses to connect to, once every one the host resolves to is allowed."""
-    try:
-        addresses = resolve(target.host, target.port)
-    except UnicodeError:  # e.g. a DNS label longer than 63 characters
-        raise InvalidURLError(f"the URL's host is not a valid hostname: {target.host[:100]!r}") from None
-    except OSError as exc:
-        raise FetchError(f"could not resolve {target.host}: {exc.strerror or exc}", transient=True) from None
-    if not addresses:
-        raise FetchError(f"could not resolve {target.host}: no address found", transient=True)
-    ips = tuple(ipaddress.ip_address(address) for address in addresses)
+    ips = host_addresses(target.host, target.port)
     if not all(is_allowed(ip) for ip in ips):
         # The address is not named: a tenant must not learn what our internal DNS answers.
         raise BlockedDestinationError(f"{target.host} points to a private or reserved address, which is not allowed")
@@ -125,7 +167,7 @@ def lookup(target: Target) -> tuple[IPAddress, ...]:
 def check_url(url: str) -> None:
     """Check that `url` may be fetched now: its form, and every address its host resolves to.
 
-    Raises `BlockedDestinationError` (`InvalidURLError` when malformed) if not, and a transient `FetchError` if
-    the host cannot be resolved at the moment. Meant for when a URL is saved: `fetch` checks again at every
-    request and redirect, so a later DNS change gets nowhere."""
+    Raises `BlockedDestinationError` (`InvalidURLError` when malformed) if not, and a `FetchError` if the host
+    cannot be resolved (transient unless the name does not exist). Meant for when a URL is saved: `fetch`
+    checks again at every request and redirect, so a later DNS change gets nowhere."""
     lookup(parse_url(url))

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpcore
 
-from minirag.safe_http.destinations import IPAddress, Target
+from minirag.safe_http.destinations import IPAddress, Target, checked_host
 
 
 class Deadline:
@@ -25,7 +25,7 @@ class Deadline:
 
 
 def pinned_addresses(target: Target, addresses: tuple[IPAddress, ...], host: str, port: int) -> list[str]:
-    if (host, port) != (target.host, target.port):  # cannot happen: one pool serves one validated hop
+    if (checked_host(host), port) != (target.host, target.port):  # cannot happen: one pool serves one validated hop
         raise httpcore.ConnectError(f"refusing to connect to unvalidated origin {host}:{port}")
     return [str(address) for address in addresses]
 

@@ -516,15 +516,56 @@ def test_is_public_address(address: str, public: bool) -> None:
     assert is_public_address(ipaddress.ip_address(address)) is public
 
 
-def test_a_name_that_does_not_resolve_is_a_transient_error_not_a_refusal(guard: None, dns: FakeDNS) -> None:
+def test_a_domain_that_does_not_exist_is_a_permanent_error_not_a_refusal(guard: None, dns: FakeDNS) -> None:
     with pytest.raises(FetchError) as caught:
         fetch("https://nowhere.example/")
     assert not isinstance(caught.value, BlockedDestinationError)
-    assert caught.value.transient is True and "could not resolve nowhere.example" in caught.value.message
+    assert caught.value.transient is False
+    assert caught.value.message == "the domain nowhere.example does not exist (no DNS record)"
+
+
+@pytest.mark.parametrize("code", [socket.EAI_AGAIN, socket.EAI_FAIL])
+def test_a_resolver_that_cannot_answer_now_is_a_transient_error(
+    guard: None, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    def unanswered(host: str, port: int) -> list[str]:
+        raise socket.gaierror(code, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(destinations, "resolve", unanswered)
+    with pytest.raises(FetchError) as caught:
+        fetch("https://flaky-dns.example/")
+    assert caught.value.transient is True and "could not resolve flaky-dns.example" in caught.value.message
+
+
+def test_a_name_without_addresses_is_a_transient_error(guard: None, dns: FakeDNS) -> None:
     dns.set("empty.example", [])
     with pytest.raises(FetchError, match=r"could not resolve empty\.example") as caught:
         check_url("https://empty.example/")
     assert caught.value.transient is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254.:80/",  # the root label's dot: the same address
+        "http://127.0.0.1./",
+        "http://localhost.:18150/",
+        "http://localhost/",
+        "http://api.localhost/",  # RFC 6761: every name under localhost is this machine
+        "http://LOCALHOST./",
+        "http://[::1%25eth0]:18150/",  # an IPv6 zone: an interface of this machine
+        "http://[fe80::1%25lo]:18150/",
+    ],
+)
+def test_other_spellings_of_this_machine_are_refused_without_a_dns_query(
+    url: str, guard: None, dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
+    for attempt in (check_url, fetch, lambda url: run(afetch(url))):
+        with pytest.raises(BlockedDestinationError) as caught:
+            attempt(url)
+        assert caught.value.transient is False
+    assert dns.queries == []
+    assert connections == []
 
 
 def test_allowed_networks_are_exceptions_to_the_rule(settings: Any, dns: FakeDNS) -> None:
@@ -1022,3 +1063,42 @@ def test_async_does_not_block_the_event_loop_and_bounds_dns(srv: Servers, monkey
         run(main())
     finally:
         release.set()  # let the abandoned resolver thread finish
+
+
+# --- Where tenants save URLs ----------------------------------------------------------------------------------
+
+SPELLINGS_OF_THIS_MACHINE = [
+    "http://169.254.169.254.:80/",
+    "http://localhost.:18150/",
+    "http://[::1%25eth0]:18150/",
+    "http://[fe80::1%25lo]:18150/",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", SPELLINGS_OF_THIS_MACHINE)
+def test_sources_and_webhooks_refuse_other_spellings_of_this_machine_when_saved(
+    alpha: Any, guard: None, dns: FakeDNS, url: str
+) -> None:
+    bot = str(alpha.bot.pk)
+    bodies = {
+        "/v1/sources": [
+            {"bot_profile_id": bot, "name": kind, "source_type": kind, "config": {"url": url}}
+            for kind in ("url", "sitemap", "crawl")
+        ]
+        + [
+            {
+                "bot_profile_id": bot,
+                "name": "search",
+                "source_type": "nyxcore",
+                "config": {"base_url": url, "api_token": "t"},
+            }
+        ],
+        "/v1/webhooks": [{"url": url, "events": ["chat.message"]}],
+    }
+    for path, cases in bodies.items():
+        for body in cases:
+            response = alpha.client("admin").post(path, body, format="json")
+            assert response.status_code == 422, (path, body, response.content)
+            assert "not allowed" in response.json()["detail"]
+    assert dns.queries == []

@@ -3,6 +3,7 @@ refresh, and stale runs that must not overwrite newer results."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from conftest import LocalSite, TenantWorld
 from minirag.celery import app as celery_app
+from minirag.safe_http import destinations
 from sources import lifecycle
 from sources.ingestion import StaleRunError, index_documents
 from sources.loaders import LoadedDocument
@@ -85,6 +87,41 @@ def test_a_permanent_failure_is_not_retried(alpha: TenantWorld, site: LocalSite)
     assert run(alpha, source).status == "error"
     assert site.requests.count("/gone") == 1
     assert "404" in reload(alpha, source).error_message
+
+
+def test_a_domain_that_does_not_exist_is_an_error_at_once(
+    alpha: TenantWorld, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ALLOW_PRIVATE_NETWORKS = False
+    looked_up: list[str] = []
+
+    def nxdomain(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(destinations, "resolve", nxdomain)
+    source = url_source(alpha, "https://docs.example-typo.invalid/page")  # saved: a typo is not an attack
+    set_status(alpha, source, status=SourceStatus.QUEUED)
+    assert run(alpha, source).status == "error"
+    failed = reload(alpha, source)
+    assert failed.status == "error" and "Temporary" not in failed.error_message
+    assert "the domain docs.example-typo.invalid does not exist" in failed.error_message
+    assert looked_up.count("docs.example-typo.invalid") == 2  # once when saved, once by the only attempt
+
+
+def test_a_resolver_outage_stays_a_temporary_problem(
+    alpha: TenantWorld, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ALLOW_PRIVATE_NETWORKS = False
+
+    def servfail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(destinations, "resolve", servfail)
+    source = url_source(alpha, "https://docs.example.com/page")
+    set_status(alpha, source, status=SourceStatus.QUEUED)
+    assert run(alpha, source).status == "retrying"
+    assert "Temporary problem" in reload(alpha, source).error_message
 
 
 def test_retry_delays_grow_with_jitter() -> None:
