@@ -11,6 +11,7 @@ from bots.models import BotProfile
 from bots.signals import bot_profile_changed
 from minirag.crypto import decrypt_json, encrypt_json
 from minirag.errors import InvalidInputError, NotFoundError
+from minirag.model_gateway import ModelError, check_model_destination
 from minirag.sentinels import UNSET
 from tenants.models import Tenant
 
@@ -62,6 +63,17 @@ def _encrypt_credentials(credentials: dict[str, Any] | None) -> str:
     return encrypt_json({key: value.strip() for key, value in credentials.items()})
 
 
+def _check_model_destinations(bot: BotProfile, fields: set[str]) -> None:
+    """A model is an outbound destination: refuse one the egress policy forbids before it is saved (and
+    the gateway checks every connection again at call time)."""
+    for field, purpose in (("model", "chat"), ("embedding_model", "embedding")):
+        if field in fields and getattr(bot, field):
+            try:
+                check_model_destination(getattr(bot, field), purpose=purpose)
+            except ModelError as error:
+                raise InvalidInputError.for_field(field, error.message) from None
+
+
 def bot_profile_credentials(bot: BotProfile) -> dict[str, str]:
     """The decrypted credentials, for the model gateway only. Empty when none are set."""
     return decrypt_json(bot.credentials_ciphertext) if bot.credentials_ciphertext else {}
@@ -73,6 +85,7 @@ def bot_profile_create(*, tenant: Tenant, credentials: dict[str, Any] | None = N
     _apply(bot, attributes)
     bot.credentials_ciphertext = _encrypt_credentials(credentials)
     bot.full_clean()
+    _check_model_destinations(bot, {"model", "embedding_model"})
     bot.save()
     return bot
 
@@ -90,8 +103,9 @@ def bot_profile_update(
     if credentials is not UNSET:
         bot.credentials_ciphertext = _encrypt_credentials(credentials)
     bot.full_clean()
-    bot.save()
     changed = {field for field, value in before.items() if getattr(bot, field) != value}
+    _check_model_destinations(bot, changed)
+    bot.save()
     if changed:
         transaction.on_commit(lambda: bot_profile_changed.send(BotProfile, tenant=tenant, bot=bot, changed=changed))
     return bot

@@ -2,25 +2,38 @@
 
 Every provider is a model string away (`gpt-4o-mini`, `anthropic/...`, `gemini/...`,
 `ollama/...`); the offline `local/...` models are registered as a LiteLLM custom provider. Keys
-come from the process environment or, per bot, from its encrypted credentials (BYOK). Provider
-failures become `ModelError`s that say whether trying again can help.
+come from the process environment or, per bot, from its encrypted credentials (BYOK).
+
+Every call is an outbound request under the egress policy (minirag/safe_http/egress.py): its
+connections may only reach public addresses or what the operator allowed, checked when a bot is
+saved (`check_model_destination`) and again at every connection. Provider failures become
+`ModelError`s: one readable sentence naming the provider and the kind of failure, saying whether
+trying again can help. Provider bodies, tracebacks and file paths go to the server log only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from django.conf import settings
 
+from minirag.safe_http import egress
+
+logger = logging.getLogger(__name__)
+
 EMBEDDING_TIMEOUT_SECONDS = 60
+# LiteLLM providers whose requests bypass httpcore (aiohttp_openai/ always uses aiohttp), where the egress
+# guard cannot see them: refused outright.
+UNGUARDED_PROVIDERS = frozenset({"aiohttp_openai"})
 
 
 @cache
@@ -32,6 +45,9 @@ def _litellm() -> ModuleType:
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
+    # Every provider's requests then go through httpx and httpcore, where the egress guard checks them.
+    litellm.disable_aiohttp_transport = True
+    egress.install()
     return litellm
 
 
@@ -43,24 +59,19 @@ def _ready_litellm() -> ModuleType:
     return litellm
 
 
-def _transient_errors() -> tuple[type[Exception], ...]:
-    exceptions = _litellm().exceptions
-    return (
-        exceptions.RateLimitError,
-        exceptions.APIConnectionError,
-        exceptions.Timeout,
-        exceptions.ServiceUnavailableError,
-        exceptions.InternalServerError,
-    )
-
-
 class ModelError(Exception):
-    """A model call failed. `transient`: a later retry may succeed (rate limit, outage)."""
+    """A model call failed. `message` is one sentence that is safe to show to the tenant's staff (it names
+    the model, the provider and the kind of failure, never what the provider sent back); `transient`: a
+    later retry may succeed (rate limit, outage, timeout)."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery ships exceptions between processes: keep `transient`.
+        return (type(self), (self.message,), self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,129 @@ class Embeddings:
         return int(self.vectors.shape[1])
 
 
-def _model_error(exc: Exception, model: str) -> ModelError:
-    transient = isinstance(exc, _transient_errors())
-    reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return ModelError(f"The model {model} failed: {reason}"[:1000], transient=transient)
+def provider_of(model: str) -> str:
+    """The LiteLLM provider a model string routes to ("openai" for "gpt-4o-mini"), or its prefix."""
+    try:
+        return str(_litellm().get_llm_provider(model)[1])
+    except Exception:  # noqa: BLE001 - an unroutable model string: LiteLLM says so in many ways
+        return model.split("/", 1)[0] if "/" in model else "unknown"
+
+
+# What went wrong, by LiteLLM's exception class (the first match wins: subclasses come first), and whether
+# trying again may help.
+_FAILURE_KINDS: tuple[tuple[str, str, bool], ...] = (
+    ("ContextWindowExceededError", "the conversation is longer than the model's context window", False),
+    ("ContentPolicyViolationError", "refused the request under its content policy", False),
+    ("AuthenticationError", "refused the API key (authentication failed)", False),
+    ("PermissionDeniedError", "refused access to this model (permission denied)", False),
+    ("NotFoundError", "does not know this model (not found)", False),
+    ("RateLimitError", "is limiting requests (rate limit or quota)", True),
+    ("Timeout", "did not answer in time (timeout)", True),
+    ("APIConnectionError", "could not be reached (connection failed)", True),
+    ("ServiceUnavailableError", "is unavailable (server error)", True),
+    ("InternalServerError", "failed on its side (server error)", True),
+    ("BadGatewayError", "failed on its side (bad gateway)", True),
+    ("BadRequestError", "refused the request (bad request)", False),
+    ("UnprocessableEntityError", "refused the request (unprocessable)", False),
+    ("APIResponseValidationError", "sent an answer that could not be read (malformed response)", True),
+)
+INVALID_RESPONSE = "sent an answer that could not be read (malformed response)"
+
+
+def _model_error(
+    exc: Exception, model: str, guard: egress.ModelEgress | None = None, *, api_key: str | None = None
+) -> ModelError:
+    """The readable, safe form of a failed call; the provider's own words go to the server log."""
+    if isinstance(exc, ModelError):
+        return exc
+    provider = str(getattr(exc, "llm_provider", "") or provider_of(model))
+    refusal = guard.refusal if guard is not None else None
+    if refusal is not None:
+        return ModelError(f"The model {model} was not called: it would connect to {refusal.sentence}.", transient=False)
+    logger.warning(
+        "The model %s (%s) failed: %s: %s", model, provider, type(exc).__name__, str(exc)[:500].replace("\n", " ")
+    )
+    if _failed_for_want_of_a_key(exc, guard, api_key):
+        missing = _missing_keys(model)
+        if missing:
+            return ModelError(
+                f"The model {model} failed: {provider} needs an API key and none is configured "
+                f"(set the bot's credentials, or {' or '.join(missing)} on the server).",
+                transient=False,
+            )
+    what, transient = _failure_kind(exc)
+    return ModelError(f"The model {model} failed: {provider} {what}.", transient=transient)
+
+
+def _failed_for_want_of_a_key(exc: Exception, guard: egress.ModelEgress | None, api_key: str | None) -> bool:
+    """Without a key the provider SDKs give up before connecting anywhere, with a message about the
+    key, which LiteLLM reports as a server or authentication error."""
+    if api_key or (guard is not None and guard.verdicts):
+        return False
+    words = str(exc).lower()
+    return any(phrase in words for phrase in ("api_key", "api key", "credentials"))
+
+
+def _missing_keys(model: str) -> list[str]:
+    """The API key variables LiteLLM looks for and does not find (its check knows keys, not endpoints)."""
+    try:
+        missing = _litellm().validate_environment(model=model).get("missing_keys") or []
+    except Exception:  # noqa: BLE001 - an unroutable model: nothing to say about keys
+        return []
+    return [name for name in missing if name.endswith("_KEY")]
+
+
+def _failure_kind(exc: Exception) -> tuple[str, bool]:
+    exceptions = _litellm().exceptions
+    for name, what, transient in _FAILURE_KINDS:
+        kind = getattr(exceptions, name, None)
+        if kind is not None and isinstance(exc, kind):
+            return what, transient
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, exceptions.APIError) and isinstance(status, int):
+        return (
+            (f"failed on its side (HTTP {status})", True)
+            if status >= 500
+            else (f"refused the request (HTTP {status})", False)
+        )
+    # Anything else broke while LiteLLM read the provider's answer: a body that is not what the API promises.
+    return INVALID_RESPONSE, True
+
+
+def _invalid_response(model: str, problem: str) -> ModelError:
+    logger.warning("The model %s (%s) sent a malformed answer: %s", model, provider_of(model), problem)
+    return ModelError(f"The model {model} failed: {provider_of(model)} {INVALID_RESPONSE}.", transient=True)
+
+
+def _check_provider(model: str) -> None:
+    provider = provider_of(model)
+    if provider in UNGUARDED_PROVIDERS:
+        raise ModelError(
+            f"The model {model} cannot be used: the {provider} provider's requests bypass the egress policy.",
+            transient=False,
+        )
+
+
+def check_model_destination(model: str, *, purpose: Literal["chat", "embedding"]) -> None:
+    """Refuse (ModelError) a model string whose requests would go where the egress policy forbids: LiteLLM's
+    default endpoint for providers such as ollama/ or llamafile/ is this very machine. The model is tried
+    for real under a probe that judges every connection LiteLLM opens and makes none; a destination that
+    cannot be known without credentials or DNS is judged at call time instead."""
+    litellm = _ready_litellm()
+    _check_provider(model)
+    if provider_of(model) in {entry["provider"] for entry in litellm.custom_provider_map}:
+        return  # MiniRAG's own in-process providers (local/...): no network at all
+    with egress.model_egress(probe=True) as probe, contextlib.suppress(Exception):
+        # The probe answers every request with a canned 400, so these fail: only the connections matter.
+        if purpose == "chat":
+            litellm.completion(
+                **_completion_kwargs(model, [{"role": "user", "content": "ping"}], 0.0, 1, "probe"), max_retries=0
+            )
+        else:
+            litellm.embedding(model=model, input=["ping"], api_key="probe", timeout=5, max_retries=0)
+    refusal = probe.refusal
+    if refusal is not None:
+        raise ModelError(f"The model {model} would send requests to {refusal.sentence}.", transient=False)
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:
@@ -94,19 +224,22 @@ def embed_texts(
 ) -> Embeddings:
     """Embed `texts` in batches; `on_batch(n)` is called after each batch with its size."""
     litellm = _ready_litellm()
+    _check_provider(model)
     batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
     parts: list[np.ndarray] = []
     prompt_tokens = 0
     for start in range(0, len(texts), batch_size):
         batch = list(texts[start : start + batch_size])
-        try:
-            response = litellm.embedding(
-                model=model, input=batch, api_key=api_key or None, timeout=EMBEDDING_TIMEOUT_SECONDS
-            )
-        except Exception as exc:
-            raise _model_error(exc, model) from exc
-        rows = sorted(response.data, key=lambda item: item["index"])
-        parts.append(np.asarray([row["embedding"] for row in rows], dtype=np.float32))
+        with egress.model_egress() as guard:
+            try:
+                response = litellm.embedding(
+                    model=model, input=batch, api_key=api_key or None, timeout=EMBEDDING_TIMEOUT_SECONDS
+                )
+            except Exception as exc:
+                raise _model_error(exc, model, guard, api_key=api_key) from exc
+        parts.append(_embedding_rows(response, len(batch), model))
+        if parts[0].shape[1] != parts[-1].shape[1]:
+            raise _invalid_response(model, "batches of different dimensions")
         usage = getattr(response, "usage", None)
         prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
         if on_batch is not None:
@@ -114,6 +247,19 @@ def embed_texts(
     if not parts:
         return Embeddings(vectors=np.zeros((0, 0), dtype=np.float32), prompt_tokens=0)
     return Embeddings(vectors=_normalized(np.vstack(parts)), prompt_tokens=prompt_tokens)
+
+
+def _embedding_rows(response: Any, expected: int, model: str) -> np.ndarray:
+    """The vectors of one batch in input order, or a transient ModelError when the answer is not one
+    finite vector of the same dimensions per input (an endpoint that speaks the API only roughly)."""
+    try:
+        rows = sorted(response.data, key=lambda item: item["index"])
+        vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _invalid_response(model, f"{type(exc).__name__}: {exc}"[:300]) from exc
+    if vectors.ndim != 2 or vectors.shape[0] != expected or vectors.shape[1] == 0 or not np.isfinite(vectors).all():
+        raise _invalid_response(model, f"{vectors.shape} vectors for {expected} inputs")
+    return vectors
 
 
 # --- Completions ------------------------------------------------------------------------------
@@ -144,16 +290,18 @@ def _completion_kwargs(
     }
 
 
-async def _with_one_retry(call: Callable[[], object], model: str) -> object:
-    """`await call()`, once more after a short pause if the first failure is transient."""
+async def _with_one_retry(call: Callable[[], object], model: str, api_key: str | None) -> object:
+    """`await call()` under the egress policy, once more after a short pause if the first failure is
+    transient."""
     for attempt in (1, 2):
-        try:
-            return await call()  # type: ignore[misc]
-        except Exception as exc:
-            error = _model_error(exc, model)
-            if not error.transient or attempt == 2:
-                raise error from exc
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        with egress.model_egress() as guard:
+            try:
+                return await call()  # type: ignore[misc]
+            except Exception as exc:
+                error = _model_error(exc, model, guard, api_key=api_key)
+                if not error.transient or attempt == 2:
+                    raise error from exc
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
     raise AssertionError("unreachable")
 
 
@@ -162,14 +310,29 @@ async def acomplete(
 ) -> Completion:
     """One whole answer."""
     litellm = await asyncio.to_thread(_ready_litellm)  # the first import must not stall the event loop
+    _check_provider(model)
     kwargs = _completion_kwargs(model, messages, temperature, max_tokens, api_key)
-    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model)
+    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, api_key)
+    try:
+        text = response.choices[0].message.content or ""  # type: ignore[attr-defined]
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
+        raise _invalid_response(model, f"no answer text: {type(exc).__name__}") from exc
+    if not isinstance(text, str):
+        raise _invalid_response(model, f"answer text of type {type(text).__name__}")
     usage = getattr(response, "usage", None)
     return Completion(
-        text=response.choices[0].message.content or "",  # type: ignore[attr-defined]
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        text=text,
+        prompt_tokens=_token_count(getattr(usage, "prompt_tokens", 0)),
+        completion_tokens=_token_count(getattr(usage, "completion_tokens", 0)),
     )
+
+
+def _token_count(value: Any) -> int:
+    """A provider's token count, or 0 when it sent something that is not one."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 class CompletionStream:
@@ -205,7 +368,7 @@ class CompletionStream:
             choices = getattr(chunk, "choices", None) or []
             delta = getattr(choices[0], "delta", None) if choices else None
             text = getattr(delta, "content", None) if delta is not None else None
-            if text:
+            if text and isinstance(text, str):
                 yield text
         self._count_usage()
 
@@ -213,10 +376,14 @@ class CompletionStream:
         litellm = _litellm()
         usage = next((c.usage for c in reversed(self._chunks) if getattr(c, "usage", None)), None)
         if usage is None and self._chunks:
-            built = litellm.stream_chunk_builder(self._chunks, messages=self._messages)
+            try:
+                built = litellm.stream_chunk_builder(self._chunks, messages=self._messages)
+            except Exception:  # chunks it cannot assemble: the answer stands, uncounted
+                logger.warning("Could not count the tokens of a streamed answer of %s.", self._model, exc_info=True)
+                built = None
             usage = getattr(built, "usage", None)
-        self.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        self.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        self.prompt_tokens = _token_count(getattr(usage, "prompt_tokens", 0))
+        self.completion_tokens = _token_count(getattr(usage, "completion_tokens", 0))
 
     async def aclose(self) -> None:
         """Stop generating (the visitor left): providers stop billing once the stream is closed."""
@@ -232,8 +399,9 @@ async def astream(
     """Start a streamed answer. Opening the stream is retried once on a transient failure;
     a failure after the first delta is raised as it happens (nothing can be taken back)."""
     litellm = await asyncio.to_thread(_ready_litellm)
+    _check_provider(model)
     kwargs = _completion_kwargs(model, messages, temperature, max_tokens, api_key)
     kwargs["stream"] = True
     kwargs["stream_options"] = {"include_usage": True}
-    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model)
+    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, api_key)
     return CompletionStream(response, model, messages)

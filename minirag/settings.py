@@ -415,6 +415,10 @@ DEFAULT_EMBEDDING_MODEL: str = env.str(
 # Timeouts of a model call: the whole answer, and the longest silence inside a streamed one.
 LLM_TIMEOUT_SECONDS: float = env.float("MINIRAG_LLM_TIMEOUT_SECONDS", default=120.0)
 LLM_STREAM_IDLE_SECONDS: float = env.float("MINIRAG_LLM_STREAM_IDLE_SECONDS", default=60.0)
+# Model calls are outbound requests like any other: a provider endpoint on a private, loopback or reserved
+# address is refused (when a bot is saved, and at every connection) unless it is listed here, as CIDRs and
+# host names: e.g. an on-premises Ollama, "127.0.0.1/32,ollama". See minirag/safe_http/egress.py.
+MODEL_ALLOWED_NETWORKS: list[str] = env.list("MINIRAG_MODEL_ALLOWED_NETWORKS", default=[])
 # Characters of retrieved context put in a prompt (the best-ranked chunks first).
 MAX_CONTEXT_CHARS: int = env.int("MINIRAG_MAX_CONTEXT_CHARS", default=12_000)
 # Prices per million tokens for models LiteLLM's price list lacks, as JSON:
