@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -14,10 +15,27 @@ from minirag.errors import PayloadTooLargeError
 # No request of this API nests deeper than a handful of levels; anything past this is refused
 # before a serializer (or anything recursive) sees it.
 MAX_JSON_DEPTH = 64
+# No field of this API takes a number this long. Python refuses to convert integers of more than
+# 4,300 digits (a ValueError mid-parse, which would be a 500), and converting long ones costs time
+# quadratic in their length: both are refused as bad JSON.
+MAX_JSON_NUMBER_DIGITS = 100
 
 
 def _reject_non_finite(token: str) -> None:
     raise ParseError(f"JSON parse error: {token} is not a valid JSON number.")
+
+
+def _bounded_int(token: str) -> int:
+    if len(token) > MAX_JSON_NUMBER_DIGITS:
+        raise ParseError(f"JSON parse error: a number has more than {MAX_JSON_NUMBER_DIGITS} digits.")
+    return int(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)  # never raises for a token the decoder matched; 1e999 is inf
+    if len(token) > MAX_JSON_NUMBER_DIGITS or not math.isfinite(value):
+        raise ParseError(f"JSON parse error: {token[:20]}... is not a number this API accepts.")
+    return value
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -48,7 +66,12 @@ class BoundedJSONParser(JSONParser):
             return {}
         too_deep = ParseError(f"JSON parse error: the body is nested more than {MAX_JSON_DEPTH} levels deep.")
         try:
-            data = json.loads(body.decode("utf-8"), parse_constant=_reject_non_finite)
+            data = json.loads(
+                body.decode("utf-8"),
+                parse_constant=_reject_non_finite,
+                parse_int=_bounded_int,
+                parse_float=_finite_float,
+            )
         except UnicodeDecodeError as exc:
             raise ParseError("Request body is not valid UTF-8.") from exc
         except json.JSONDecodeError as exc:

@@ -591,3 +591,94 @@ def test_fuzz_the_v1_api(
     report = fuzzer.report
     print(report.summary(caller.name, elapsed))
     assert not report.failures, "\n\n".join(report.failures)
+
+
+# --- Hostile values found by outside testing ------------------------------------------------------
+
+# Integers past Python's 4,300-digit conversion limit, past the parser's own cap, and floats that
+# overflow to infinity: written into the raw JSON text (Python cannot even print the first kind).
+HOSTILE_NUMBERS = ["1" + "0" * 4300, "-" + "9" * 5000, "7" * 101, "1e999", "-1e999", "0." + "1" * 5000]
+# This machine, spelled so that a plain "is it private?" check on the text misses it.
+THIS_MACHINE_URLS = [
+    "http://169.254.169.254.:80/",
+    "http://localhost.:18150/",
+    "http://[::1%25eth0]:18150/",
+    "http://[fe80::1%25lo]:18150/",
+    "http://metadata.localhost/",
+]
+URL_FIELDS = {"url", "base_url"}
+PLACEHOLDER = "__minirag_hostile_value__"
+
+
+def url_fields(body: Any) -> list[tuple[dict[str, Any], str]]:
+    """The (container, key) pairs of `body` holding a URL a tenant saves: top level and `config`. A new
+    source of any type becomes one fetched from a URL (generated configs rarely name one)."""
+    if isinstance(body, dict) and "source_type" in body and "parent_id" not in body:
+        kind = body["source_type"] = "nyxcore" if body.get("source_type") == "nyxcore" else "url"
+        body["config"] = {"base_url": "", "api_token": "t"} if kind == "nyxcore" else {"url": ""}
+    containers = [body, body.get("config")] if isinstance(body, dict) else []
+    return [(c, key) for c in containers if isinstance(c, dict) for key in sorted(URL_FIELDS & set(c))]
+
+
+def with_hostile_value(body: Any, draw: Callable[[st.SearchStrategy[Any]], Any]) -> tuple[str, str]:
+    """`body` as JSON text with one hostile value: a number no field takes (in place of a value, in a new
+    key, or as the whole body), or a URL field pointing at this machine. Returns (text, kind)."""
+    fields = url_fields(body)
+    if fields and draw(st.booleans()):
+        container, key = draw(st.sampled_from(fields))
+        container[key] = draw(st.sampled_from(THIS_MACHINE_URLS))
+        return json.dumps(body), "url"
+    if isinstance(body, dict) and body and draw(st.booleans()):
+        body = {**body, draw(st.sampled_from(sorted(body))): PLACEHOLDER}
+    elif isinstance(body, dict):
+        body = {**body, "n": [PLACEHOLDER]}
+    else:
+        body = PLACEHOLDER
+    return json.dumps(body).replace(json.dumps(PLACEHOLDER), draw(st.sampled_from(HOSTILE_NUMBERS))), "number"
+
+
+def test_fuzz_hostile_values_in_every_json_body(alpha: TenantWorld, offline: None) -> None:
+    """Every operation that takes a JSON body, as alpha's owner on alpha's own objects, with a valid
+    generated body carrying one hostile value: a number no field takes is a 400 from the parser (or
+    whatever answer comes first: 403, 404, 405); a URL pointing at this machine is never accepted.
+    Never a 5xx."""
+    client = SchemaClient()
+    target = objects_of(alpha)
+    failures: list[str] = []
+    operations = [op for op in client.operations() if "application/json" in {body.media_type for body in op.body}]
+    assert len(operations) >= 15  # every write of the API
+    for operation in operations:
+        send_hostile_values(operation, target, alpha.tokens["owner"], failures)
+    assert not failures, "\n".join(failures[:20])
+
+
+def send_hostile_values(operation: Any, target: TenantObjects, token: str, failures: list[str]) -> None:
+    label = f"{operation.method.upper()} {operation.path}"
+
+    @hypothesis_settings(
+        max_examples=max(3, EXAMPLES // 2),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        case = data.draw(case_strategy(operation, GenerationMode.POSITIVE, target))
+        raw, kind = with_hostile_value(case.body, data.draw)
+        with transaction.atomic():
+            response = api_client(token).generic(
+                operation.method.upper(), case.formatted_path, raw.encode(), content_type="application/json"
+            )
+            transaction.set_rollback(True)
+        status = response.status_code
+        refused_badly = (
+            status == 400 and not str(detail_of(response)).startswith("JSON parse error")
+            if kind == "number"
+            else status < 300
+        )
+        if status >= 500 or refused_badly:
+            failures.append(f"{label}: {status} {response.content[:300]!r} for {raw[:160]}")
+
+    run()
