@@ -1,4 +1,11 @@
-"""Reads for chats and messages. A bot (widget) token sees only the chats it started."""
+"""Reads for chats and messages, and who may read which conversation.
+
+The rule, in one place (`readable_chats`): owners and admins read every chat of their tenant;
+members too, unless an owner turned the tenant's `members_see_all_chats` off, in which case a
+member reads only the chats they started themselves (`Chat.started_by_user`, with any of their
+credentials); a bot (widget) token reads only the chats it started with its bot for the same
+visitor. A chat the caller may not read is a 404, exactly like one that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +18,43 @@ from django.db.models import QuerySet
 from chat.models import Chat, Message
 from minirag.lookups import get_by_id_or_404
 from tenants.authentication import Principal
-from tenants.models import Tenant
+from tenants.models import Role, User, role_at_least
 
 
-def chat_list(*, tenant: Tenant, bot_profile_id: uuid.UUID | None = None) -> QuerySet[Chat]:
-    chats = Chat.objects.filter(tenant=tenant).order_by("-updated_at")
+def own_chats_only(principal: Principal) -> User | None:
+    """The user whose own chats are all `principal` may read, or None when it may read every
+    chat of the tenant (owners, admins, and members while `members_see_all_chats` is on). Bot
+    tokens are narrower still and are handled by `readable_chats`."""
+    if principal.is_bot_token or role_at_least(principal.role, Role.ADMIN):
+        return None
+    return None if principal.tenant.members_see_all_chats else principal.user
+
+
+def readable_chats(*, principal: Principal, visitor_id: str = "") -> QuerySet[Chat]:
+    """Every chat `principal` may read (and continue, rate, export): see the module's rule.
+    `visitor_id` is the widget's X-MiniRAG-Visitor, which binds a bot token's chats to one
+    browser so one site's visitors never read each other's conversations."""
+    chats = Chat.objects.filter(tenant=principal.tenant)
+    if principal.is_bot_token:
+        return chats.filter(
+            started_by_token=principal.api_token, bot_profile_id=principal.bot_profile_id, visitor_id=visitor_id
+        )
+    owner_of_chats = own_chats_only(principal)
+    if owner_of_chats is not None:
+        return chats.filter(started_by_user=owner_of_chats)
+    return chats
+
+
+def chat_list(*, principal: Principal, bot_profile_id: uuid.UUID | None = None) -> QuerySet[Chat]:
+    chats = readable_chats(principal=principal).order_by("-updated_at")
     if bot_profile_id is not None:
         chats = chats.filter(bot_profile_id=bot_profile_id)
     return chats
 
 
 def chat_get_for(*, principal: Principal, chat_id: Any, visitor_id: str = "") -> Chat:
-    """A chat the caller may read: any of the tenant's for a tenant principal; for a bot token,
-    only the chats that token started with its bot for the same visitor (the widget's
-    X-MiniRAG-Visitor), so one site's visitors never read each other's conversations. Anything
-    else is a 404, exactly like a chat that does not exist."""
-    chats = Chat.objects.filter(tenant=principal.tenant)
-    if principal.is_bot_token:
-        chats = chats.filter(
-            started_by_token=principal.api_token, bot_profile_id=principal.bot_profile_id, visitor_id=visitor_id
-        )
-    return get_by_id_or_404(chats, chat_id, label="Chat")
+    """A chat the caller may read; anything else is a 404, exactly like a chat that does not exist."""
+    return get_by_id_or_404(readable_chats(principal=principal, visitor_id=visitor_id), chat_id, label="Chat")
 
 
 def chat_messages(*, chat: Chat) -> QuerySet[Message]:
@@ -53,13 +76,13 @@ def recent_history(*, chat: Chat, turns: int) -> list[dict[str, str]]:
 
 def chats_for_export(
     *,
-    tenant: Tenant,
+    principal: Principal,
     bot_profile_id: uuid.UUID | None,
     from_date: dt.date | None,
     to_date: dt.date | None,
     limit: int,
 ) -> QuerySet[Chat]:
-    chats = chat_list(tenant=tenant, bot_profile_id=bot_profile_id)
+    chats = chat_list(principal=principal, bot_profile_id=bot_profile_id)
     if from_date is not None:
         chats = chats.filter(created_at__date__gte=from_date)
     if to_date is not None:

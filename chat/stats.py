@@ -20,7 +20,7 @@ from bots.models import BotProfile
 from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from minirag.pricing import model_price
 from sources.models import Source
-from tenants.models import Tenant
+from tenants.models import Tenant, User
 
 MONEY = Decimal("0.000001")
 
@@ -213,11 +213,17 @@ def feedback_trend(tenant: Tenant, days: int, bot_profile_id: uuid.UUID | None =
     return trend
 
 
-def unanswered(tenant: Tenant, days: int, bot_profile_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
-    """The questions the bots refused, grouped, most frequent first: the content gap list."""
+def unanswered(
+    tenant: Tenant, days: int, bot_profile_id: uuid.UUID | None = None, *, started_by: User | None = None
+) -> list[dict[str, Any]]:
+    """The questions the bots refused, grouped, most frequent first: the content gap list.
+    They are visitors' words, so `started_by` limits them to that user's own chats (a member of
+    a tenant whose members read only their own chats: chat/selectors.py)."""
     questions = UnansweredQuestion.objects.filter(tenant=tenant, created_at__gte=_since(days))
     if bot_profile_id:
         questions = questions.filter(bot_profile_id=bot_profile_id)
+    if started_by is not None:
+        questions = questions.filter(chat__started_by_user=started_by)
     grouped = (
         questions.values("bot_profile_id", "bot_profile__name", "normalized_question")
         .annotate(count=Count("id"), last_asked_at=Max("created_at"), best_score=Max("best_score"))

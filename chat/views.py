@@ -117,7 +117,9 @@ class ChatView(TenantAPIView):
         responses={200: ChatSerializer(many=True), **ERROR_RESPONSES},
     )
     def get(self, request: Request) -> Response:
-        chats = selectors.chat_list(tenant=self.tenant, bot_profile_id=uuid_query_param(request, "bot_profile_id"))
+        chats = selectors.chat_list(
+            principal=self.principal, bot_profile_id=uuid_query_param(request, "bot_profile_id")
+        )
         paginator = ArrayLimitOffsetPagination()
         page = paginator.paginate_queryset(chats, request, view=self)
         return paginator.get_paginated_response(ChatSerializer(page, many=True).data)
@@ -161,7 +163,8 @@ class ChatView(TenantAPIView):
 
 
 class ChatViewSet(TenantViewSet):
-    """One chat: read it, its messages, rate an answer, export it."""
+    """One chat: read it, its messages, rate an answer, export it — a chat the caller may not
+    read (chat/selectors.py) is a 404 on every one of these."""
 
     serializer_class = ChatSerializer
     queryset = Chat.objects.all()  # for the schema's model; requests use selectors
@@ -216,7 +219,8 @@ class ChatViewSet(TenantViewSet):
 
 
 class ChatBulkExportView(TenantAPIView):
-    """`GET /v1/chat/export`: many chats at once, filtered by bot and dates."""
+    """`GET /v1/chat/export`: many chats at once, filtered by bot and dates; only chats the
+    caller may read."""
 
     @extend_schema(
         operation_id="chat_export_bulk",
@@ -243,7 +247,7 @@ class ChatBulkExportView(TenantAPIView):
             raise InvalidInputError.for_field("from_date", "Must not be after to_date.")
         chats = list(
             selectors.chats_for_export(
-                tenant=self.tenant,
+                principal=self.principal,
                 bot_profile_id=uuid_query_param(request, "bot_profile_id"),
                 from_date=from_date,
                 to_date=to_date,
@@ -442,4 +446,10 @@ class UnansweredStatsView(StatsView):
     """The questions the bots refused, grouped, most frequent first."""
 
     def compute(self, request: Request) -> Any:
-        return stats.unanswered(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
+        # Visitors' own words: limited like the chats they come from.
+        return stats.unanswered(
+            self.tenant,
+            _days(request),
+            uuid_query_param(request, "bot_profile_id"),
+            started_by=selectors.own_chats_only(self.principal),
+        )

@@ -325,6 +325,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_JSON_BODY_BYTES
 THROTTLE_RATES: dict[str, str] = {
     "signup": env.str("MINIRAG_SIGNUP_RATE", default="10/hour"),
     "login": env.str("MINIRAG_LOGIN_RATE", default="20/minute"),
+    # Wrong current passwords per account (changing one's own email or password), not per address.
+    "current_password": env.str("MINIRAG_CURRENT_PASSWORD_RATE", default="10/hour"),
 }
 
 # Chat messages through bot (widget) tokens, counted in sliding windows in the shared cache

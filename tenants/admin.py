@@ -7,11 +7,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import ReadOnlyPasswordHashField
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from minirag.dashboard.access import is_operator, own_tenant
 from minirag.dashboard.model_admin import (
@@ -25,6 +28,7 @@ from minirag.dashboard.model_admin import (
     secret_once_response,
 )
 from minirag.vectorstore import get_vector_store
+from tenants.current_password import TooManyWrongPasswords
 from tenants.models import RATE_LIMIT_FIELDS, ApiToken, Role, Tenant, User, role_at_least
 from tenants.selectors import first_active_owner
 from tenants.services import (
@@ -48,7 +52,7 @@ class TenantAdmin(NotFoundInsteadOfRedirect, admin.ModelAdmin):
     list_filter = ["is_active", "plan"]
     search_fields = ["name", "slug"]
     readonly_fields = ["id", "created_at", "updated_at"]
-    fields = ["id", "name", "slug", "plan", "is_active", "created_at", "updated_at"]
+    fields = ["id", "name", "slug", "plan", "is_active", "members_see_all_chats", "created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         queryset = super().get_queryset(request)
@@ -58,8 +62,12 @@ class TenantAdmin(NotFoundInsteadOfRedirect, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
         if is_operator(request):
             return list(self.readonly_fields)
-        # Slug, plan and activation are the platform's business, not the tenant's.
-        return [*self.readonly_fields, "slug", "plan", "is_active"]
+        # Slug, plan and activation are the platform's business, not the tenant's; who reads the
+        # conversations is the owners' (as PATCH /v1/tenants/me).
+        readonly = [*self.readonly_fields, "slug", "plan", "is_active"]
+        if request.user.role != Role.OWNER:
+            readonly.append("members_see_all_chats")
+        return readonly
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
@@ -138,19 +146,42 @@ class UserAddForm(ServiceForm):
 class UserChangeForm(ServiceForm):
     PROFILE_FIELDS = ("email", "display_name", "role", "is_active")
 
+    # Django's masked summary of the stored hash with a link to the password page. Without it the
+    # admin made a plain text input of the `password` column: the hash itself, in the page.
+    password = ReadOnlyPasswordHashField(
+        label="Password", help_text="Raw passwords are not stored, so there is no way to see the password."
+    )
+
+    # Shown on one's own page only (UserAdmin.get_fieldsets): changing one's own email needs it,
+    # exactly as in the API (tenants/services.py: user_update).
+    current_password = forms.CharField(
+        label="Your current password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Needed to change your own email.",
+    )
+
     class Meta:
         model = User
         fields = ["email", "display_name", "role", "is_active"]
 
     def perform(self, tenant: Tenant) -> User:
         data = self.cleaned_data
+        request = self.dashboard_request
         user = User.objects.get(pk=self.instance.pk)  # the stored row, not the form's edited copy
-        return user_update(
-            tenant=tenant,
-            actor=self.dashboard_request.user,
-            user=user,
-            **{field: data[field] for field in self.changed_data if field in self.PROFILE_FIELDS},
-        )
+        changes: dict[str, Any] = {field: data[field] for field in self.changed_data if field in self.PROFILE_FIELDS}
+        if user.pk == request.user.pk:
+            changes["current_password"] = data.get("current_password") or None
+        version_before = user.auth_version
+        try:
+            user = user_update(tenant=tenant, actor=request.user, user=user, **changes)
+        except TooManyWrongPasswords as exc:
+            raise forms.ValidationError({"current_password": str(exc.detail)}) from None
+        if user.pk == request.user.pk and user.auth_version != version_before:
+            # The user's other sessions (and JWTs) ended with the new email; this one goes on.
+            update_session_auth_hash(request, user)
+        return user
 
 
 @admin.register(User)
@@ -181,6 +212,12 @@ class UserAdmin(TenantModelAdmin, DjangoUserAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).filter(tenant__isnull=False).select_related("tenant")
 
+    def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> list[tuple[str | None, dict]]:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and obj.pk == request.user.pk:
+            fieldsets.append(("Confirm", {"fields": ["current_password"]}))
+        return fieldsets
+
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         if obj is not None and not may_manage_user(request.user, obj):
@@ -189,6 +226,10 @@ class UserAdmin(TenantModelAdmin, DjangoUserAdmin):
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:  # noqa: A002
         target = self.get_object(request, id)
+        if target is not None and target.pk == request.user.pk:
+            # This page sets a password without the old one: an owner's or admin's power over
+            # *other* accounts. One's own goes through the page that asks for the current one.
+            return HttpResponseRedirect(reverse("admin:password_change", current_app=self.admin_site.name))
         if target is not None and not may_manage_user(request.user, target):
             raise PermissionDenied("Only an owner can change an owner's password.")
         return super().user_change_password(request, id, form_url)

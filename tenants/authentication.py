@@ -108,9 +108,14 @@ class BearerAuthentication(BaseAuthentication):
             user = User.all_tenants.select_related("tenant").filter(pk=claims.user_id).first()
         if user is None or user.tenant_id != claims.tenant_id or user.tenant is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
-        if password_version(user.password) != claims.password_version:
-            raise exceptions.AuthenticationFailed("This session has ended (password changed); log in again.")
+        # A disabled account says so (403) before anything else.
         _check_active(user, user.tenant)
+        # A new password (anywhere: API, dashboard, manage.py) changes the hash; a new email, a
+        # password set through the services or a deactivation moves auth_version.
+        if password_version(user.password) != claims.password_version or user.auth_version != claims.auth_version:
+            raise exceptions.AuthenticationFailed(
+                "This session has ended (the account's password or email changed); log in again."
+            )
         return user, Principal(tenant=user.tenant, user=user, method="jwt")
 
 

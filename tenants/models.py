@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from tenants.tenancy import TenantOwnedModel, TenantScopedManager
 
@@ -44,6 +46,14 @@ class Tenant(models.Model):
     )
     is_active = models.BooleanField(default=True)
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    # Who reads the tenant's conversations: owners and admins always read every chat; members
+    # too while this is on (the v1 default), only the chats they started themselves when an
+    # owner turns it off (chat/selectors.py applies it).
+    members_see_all_chats = models.BooleanField(
+        default=True,
+        help_text="Members read every chat of the workspace. Off: members read only the chats they started; "
+        "owners and admins still read all.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -107,6 +117,10 @@ class User(TenantOwnedModel, AbstractBaseUser, PermissionsMixin):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May log in to the dashboard.")
+    # Moves whenever the account's email or password changes or it is deactivated. Every JWT
+    # carries the value it was issued under and every dashboard session a hash of it, so all
+    # of them end at once (tenants/authentication.py, get_session_auth_hash below).
+    auth_version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -142,6 +156,26 @@ class User(TenantOwnedModel, AbstractBaseUser, PermissionsMixin):
     @property
     def is_platform_operator(self) -> bool:
         return self.tenant_id is None and self.is_superuser
+
+    # Django's session hash covers the password only, so an email change would leave other
+    # dashboard sessions open; covering auth_version as well ends them too. Version 0 keeps
+    # Django's own value, so sessions opened before the version existed stay valid.
+    def get_session_auth_hash(self) -> str:
+        if not self.auth_version:
+            return super().get_session_auth_hash()
+        return self._versioned_session_hash(secret=None)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        if not self.auth_version:
+            yield from super().get_session_auth_fallback_hash()
+            return
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._versioned_session_hash(secret=secret)
+
+    def _versioned_session_hash(self, *, secret: str | None) -> str:
+        key_salt = "tenants.User.get_session_auth_hash"
+        value = f"{self.password}:{self.auth_version}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
 
 
 class ApiToken(TenantOwnedModel):

@@ -16,7 +16,7 @@ from tenants.models import SLUG_PATTERN, ApiToken, Role, Tenant, User
 class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
-        fields = ["id", "name", "slug", "is_active", "plan"]
+        fields = ["id", "name", "slug", "is_active", "plan", "members_see_all_chats"]
         read_only_fields = fields
 
 
@@ -27,6 +27,22 @@ class UserSerializer(serializers.ModelSerializer):
         model = User
         fields = ["id", "tenant_id", "email", "display_name", "role", "is_active", "created_at", "last_login"]
         read_only_fields = fields
+
+
+class UserUpdatedSerializer(UserSerializer):
+    """The User after `PATCH /v1/users/{id}`. When a caller authenticated with a JWT changed its
+    own email or password, every JWT issued before (its own included) has ended: the answer
+    carries a fresh one to continue with."""
+
+    # Not read-only, so the schema lists them as optional: most answers do not carry them.
+    access_token = serializers.CharField(
+        required=False, help_text="Only after changing your own email or password with a JWT: its replacement."
+    )
+    expires_in = serializers.IntegerField(required=False, help_text="Seconds until access_token expires.")
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "access_token", "expires_in"]
+        read_only_fields = UserSerializer.Meta.fields
 
 
 class RateLimitsSerializer(serializers.Serializer):
@@ -132,9 +148,24 @@ class UserCreateInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False, default=Role.MEMBER)
 
 
+class TenantUpdateInputSerializer(serializers.Serializer):
+    members_see_all_chats = OptionalBooleanField(
+        required=False,
+        help_text="Members read every chat of the tenant (true, the default) or only the chats they started "
+        "(false). Owners and admins always read all.",
+    )
+
+
 class UserUpdateInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False)
     password = _password_field(required=False)
+    current_password = StrictCharField(
+        max_length=4096,
+        trim_whitespace=False,
+        write_only=True,
+        required=False,
+        help_text="Your own current password: required to change your own email or password, ignored otherwise.",
+    )
     display_name = StrictCharField(max_length=200, required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     is_active = OptionalBooleanField(required=False)

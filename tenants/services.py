@@ -17,6 +17,7 @@ from minirag.crypto import DecryptionError, decrypt_text, encrypt_text
 from minirag.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError
 from minirag.sentinels import UNSET
 from tenants.backends import find_login_candidates, users_with_password
+from tenants.current_password import verify_current_password
 from tenants.models import ANY_ORIGIN, RATE_LIMIT_FIELDS, ApiToken, Role, Tenant, User, normalize_email, role_at_least
 from tenants.tenancy import tenant_scope
 from tenants.tokens import generate_api_token, issue_jwt
@@ -61,6 +62,24 @@ def tenant_bootstrap(
         )
         token, raw = api_token_create(tenant=tenant, user=owner, name="Bootstrap token")
     return TenantBootstrap(tenant=tenant, owner=owner, api_token=token, raw_token=raw)
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, actor: User, members_see_all_chats: bool = UNSET) -> Tenant:
+    """The tenant's own settings, changed by an owner: whether members read every chat of the
+    tenant (the default) or only the chats they started themselves."""
+    if actor.tenant_id != tenant.pk:
+        raise NotFoundError("Tenant not found.")
+    if actor.role != Role.OWNER:
+        raise ForbiddenError("Only an owner can change the workspace's settings.")
+    changed: list[str] = []
+    if members_see_all_chats is not UNSET and members_see_all_chats != tenant.members_see_all_chats:
+        tenant.members_see_all_chats = members_see_all_chats
+        changed.append("members_see_all_chats")
+    if changed:
+        tenant.full_clean()
+        tenant.save(update_fields=[*changed, "updated_at"])
+    return tenant
 
 
 # --- Users ------------------------------------------------------------------------------------
@@ -146,9 +165,16 @@ def user_update(
     display_name: str = UNSET,
     role: str = UNSET,
     is_active: bool = UNSET,
+    current_password: str | None = UNSET,
 ) -> User:
     """Owners and admins change users; anyone may change their own email, password and name.
-    Only an owner may touch an owner or grant the owner role; the last active owner stays."""
+    Only an owner may touch an owner or grant the owner role; the last active owner stays.
+
+    Changing one's *own* email or password needs `current_password` (checked, wrong answers
+    throttled per account: tenants/current_password.py); an owner or admin changing someone
+    else's needs only their role. Either way a new email or password, or a deactivation, moves
+    the user's `auth_version`, which ends every JWT and dashboard session issued before it (the
+    caller keeps its own session or gets a new JWT: see the views)."""
     if user.tenant_id != tenant.pk:
         raise NotFoundError("User not found.")
     is_self = actor.pk == user.pk
@@ -162,15 +188,21 @@ def user_update(
     if role is not UNSET and role == Role.OWNER and actor.role != Role.OWNER:
         raise ForbiddenError("Only an owner can grant the owner role.")
 
+    new_email = normalize_email(email) if email is not UNSET else user.email
+    credentials_change = new_email != user.email or password is not UNSET
+    if is_self and credentials_change:
+        # Before anything else is looked at: someone holding only a stolen JWT or session learns
+        # nothing (not even whether an email is taken) without the password.
+        verify_current_password(user=user, password=None if current_password is UNSET else current_password)
+
     if user.role == Role.OWNER and user.is_active:
         loses_owner = (role is not UNSET and role != Role.OWNER) or (is_active is not UNSET and not is_active)
         _guard_last_owner(tenant, user, loses_owner=loses_owner)
 
     if email is not UNSET:
-        email = normalize_email(email)
-        if email != user.email and _email_taken(tenant, email, exclude=user):
+        if new_email != user.email and _email_taken(tenant, new_email, exclude=user):
             raise ConflictError(EMAIL_TAKEN)
-        user.email = email
+        user.email = new_email
     if display_name is not UNSET:
         user.display_name = display_name.strip()
     if role is not UNSET:
@@ -181,6 +213,12 @@ def user_update(
     deactivating = is_active is not UNSET and user.is_active and not is_active
     if is_active is not UNSET:
         user.is_active = is_active
+    if credentials_change or deactivating:
+        # Ends every JWT and session issued before (a deactivated account's must not come back if
+        # it is reactivated). Read under a row lock: two concurrent changes must not both land on
+        # the same next version, or a JWT issued after the first would survive the second.
+        current = User.objects.select_for_update().filter(pk=user.pk).values_list("auth_version", flat=True).get()
+        user.auth_version = current + 1
     _validate_and_save(user)
     if deactivating:
         _revoke_tenant_tokens_of(tenant, user)
@@ -416,7 +454,17 @@ def auth_login(*, email: str, password: str, tenant_slug: str | None = None) -> 
     with tenant_scope(tenant):
         user.last_login = timezone.now()
         user.save(update_fields=["last_login"])
-    access_token, expires_in = issue_jwt(
-        user_id=user.pk, tenant_id=tenant.pk, role=user.role, password_hash=user.password
-    )
+    access_token, expires_in = jwt_for(user)
     return Login(user=user, tenant=tenant, access_token=access_token, expires_in=expires_in)
+
+
+def jwt_for(user: User) -> tuple[str, int]:
+    """A JWT for a tenant user, bound to their current credentials: (token, lifetime in seconds)."""
+    assert user.tenant_id is not None, "platform operators have no tenant and log in to the dashboard only"
+    return issue_jwt(
+        user_id=user.pk,
+        tenant_id=user.tenant_id,
+        role=user.role,
+        password_hash=user.password,
+        auth_version=user.auth_version,
+    )

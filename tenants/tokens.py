@@ -57,6 +57,7 @@ class JWTClaims:
     tenant_id: uuid.UUID
     role: str
     password_version: str
+    auth_version: int
     expires_at: int
 
 
@@ -66,8 +67,11 @@ def password_version(password_hash: str) -> str:
     return digest[:16]
 
 
-def issue_jwt(*, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, password_hash: str) -> tuple[str, int]:
-    """Returns (token, lifetime in seconds)."""
+def issue_jwt(
+    *, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, password_hash: str, auth_version: int
+) -> tuple[str, int]:
+    """Returns (token, lifetime in seconds). `pwv` and `ver` tie the token to the account's
+    credentials: a new password or email (User.auth_version) ends it."""
     now = int(time.time())
     ttl = settings.JWT_TTL_SECONDS
     claims = {
@@ -75,6 +79,7 @@ def issue_jwt(*, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str, password_h
         "tid": str(tenant_id),
         "role": role,
         "pwv": password_version(password_hash),
+        "ver": auth_version,
         "iss": JWT_ISSUER,
         "iat": now,
         "exp": now + ttl,
@@ -96,9 +101,17 @@ def decode_jwt(token: str) -> JWTClaims:
             tenant_id=uuid.UUID(claims["tid"]),
             role=str(claims.get("role", "")),
             password_version=str(claims.get("pwv", "")),
+            # Tokens issued before the claim existed carry none: version 0, the column's default.
+            auth_version=_auth_version(claims.get("ver", 0)),
             expires_at=int(claims["exp"]),
         )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidJWT("Token has expired.") from exc
     except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
         raise InvalidJWT("Invalid token.") from exc
+
+
+def _auth_version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("ver must be a non-negative integer")
+    return value

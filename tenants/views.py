@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import update_session_auth_hash
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -30,8 +31,10 @@ from tenants.serializers import (
     TenantBootstrapInputSerializer,
     TenantBootstrapOutputSerializer,
     TenantSerializer,
+    TenantUpdateInputSerializer,
     UserCreateInputSerializer,
     UserSerializer,
+    UserUpdatedSerializer,
     UserUpdateInputSerializer,
 )
 
@@ -76,9 +79,19 @@ class TenantBootstrapView(APIView):
 
 
 class TenantMeView(TenantAPIView):
+    """The caller's tenant: any role reads it; only an owner changes its settings."""
+
+    minimum_roles = {"patch": Role.OWNER}
+
     @extend_schema(responses={200: TenantSerializer, **ERROR_RESPONSES})
     def get(self, request: Request) -> Response:
         return Response(TenantSerializer(self.tenant).data)
+
+    @extend_schema(request=TenantUpdateInputSerializer, responses={200: TenantSerializer, **ERROR_RESPONSES})
+    def patch(self, request: Request) -> Response:
+        data = validated(TenantUpdateInputSerializer, request.data)
+        tenant = services.tenant_update(tenant=self.tenant, actor=self.principal.user, **data)
+        return Response(TenantSerializer(tenant).data)
 
 
 class LoginView(APIView):
@@ -141,12 +154,24 @@ class UserViewSet(TenantViewSet):
         user = services.user_create(tenant=self.tenant, actor=self.principal.user, **data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=UserUpdateInputSerializer, responses={200: UserSerializer, **ERROR_RESPONSES})
+    @extend_schema(request=UserUpdateInputSerializer, responses={200: UserUpdatedSerializer, **ERROR_RESPONSES})
     def partial_update(self, request: Request, pk: str) -> Response:
         user = self.get_object()
         data = self.validated_input()
+        version_before = user.auth_version
         user = services.user_update(tenant=self.tenant, actor=self.principal.user, user=user, **data)
-        return Response(UserSerializer(user).data)
+        if user.auth_version != version_before and user.pk == self.principal.user.pk and user.is_active:
+            self._continue_after_own_credentials_change(request, user)
+        return Response(UserUpdatedSerializer(user).data)
+
+    def _continue_after_own_credentials_change(self, request: Request, user: User) -> None:
+        """Every session and JWT of the user issued before the change has ended; the caller's
+        own goes on: a dashboard session is re-keyed (Django's update_session_auth_hash), a JWT
+        caller gets a new token in the answer. An API token is no session and keeps working."""
+        if self.principal.method == "session":
+            update_session_auth_hash(request._request, user)
+        elif self.principal.method == "jwt":
+            user.access_token, user.expires_in = services.jwt_for(user)
 
     @extend_schema(responses={204: OpenApiResponse(description="Deactivated."), **ERROR_RESPONSES})
     def destroy(self, request: Request, pk: str) -> Response:

@@ -7,13 +7,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
-from django.urls import URLPattern, path
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 
 from minirag.dashboard.access import MEMBER_REFUSAL, can_use_dashboard, is_operator
+from minirag.errors import ApplicationError
+from tenants.current_password import TooManyWrongPasswords, verify_current_password
+from tenants.services import validate_new_password
 
 
 class DashboardLoginForm(AdminAuthenticationForm):
@@ -49,6 +52,32 @@ class DashboardLoginForm(AdminAuthenticationForm):
             raise ValidationError(MEMBER_REFUSAL, code="invalid_login")
 
 
+class DashboardPasswordChangeForm(AdminPasswordChangeForm):
+    """Django's own "change your password" form (old password, new one twice), with the API's
+    rules: wrong old passwords are counted per account and refused for a while once there were too
+    many (so the page cannot be used to guess the password), and the new one is 8-128
+    characters. Saving changes the password hash, which ends the user's other sessions and every
+    JWT; Django's view keeps this session."""
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data.get("old_password", "")
+        try:
+            verify_current_password(user=self.user, password=old_password)
+        except ApplicationError as exc:
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect") from exc
+        except TooManyWrongPasswords as exc:
+            raise ValidationError(str(exc.detail), code="throttled") from exc
+        return old_password
+
+    def clean_new_password1(self) -> str:
+        password = self.cleaned_data.get("new_password1", "")
+        try:
+            validate_new_password(password, self.user)
+        except ApplicationError as exc:
+            raise ValidationError((exc.errors or {}).get("password") or [exc.detail]) from exc
+        return password
+
+
 class DashboardSite(admin.AdminSite):
     site_header = "MiniRAG dashboard"
     site_title = "MiniRAG"
@@ -66,6 +95,18 @@ class DashboardSite(admin.AdminSite):
         if request.user.is_authenticated and request.user.tenant_id is not None:
             context["workspace"] = request.user.tenant
         return context
+
+    def password_change(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        from django.contrib.auth.views import PasswordChangeView
+
+        # AdminSite.password_change with the form above; the rest as Django's.
+        request.current_app = self.name
+        return PasswordChangeView.as_view(
+            form_class=DashboardPasswordChangeForm,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+            template_name=self.password_change_template or "registration/password_change_form.html",
+        )(request)
 
     def get_urls(self) -> list[URLPattern]:
         from minirag.dashboard import views

@@ -57,6 +57,7 @@ def test_bootstrap_creates_tenant_owner_and_token(db) -> None:
         "slug": "acme",
         "is_active": True,
         "plan": "free",
+        "members_see_all_chats": True,  # an extension: members read every chat by default
     }
     assert body["api_token"].startswith("nrag_live_")
     assert body["token_prefix"] == body["api_token"][:18]
@@ -157,7 +158,7 @@ def test_signup_and_login_are_throttled_per_client_with_retry_after(db) -> None:
 
 def test_tenants_me_and_auth_me_shapes(alpha: TenantWorld) -> None:
     tenant = alpha.client("member").get("/v1/tenants/me").json()
-    assert set(tenant) == TENANT_KEYS
+    assert set(tenant) == TENANT_KEYS | {"members_see_all_chats"}
     assert tenant["id"] == str(alpha.tenant.pk)
     me = alpha.client("member").get("/v1/auth/me").json()
     assert set(me) == {"user", "tenant"}

@@ -235,9 +235,14 @@ def test_expired_foreign_and_tampered_jwts_are_refused(alpha: TenantWorld, beta:
 
 def test_changing_the_password_ends_existing_sessions(alpha: TenantWorld) -> None:
     old = login(alpha.member.email, alpha.password).json()["access_token"]
-    response = api_client(old).patch(f"/v1/users/{alpha.member.pk}", {"password": "brand-new-pass"}, format="json")
+    response = api_client(old).patch(
+        f"/v1/users/{alpha.member.pk}",
+        {"password": "brand-new-pass", "current_password": alpha.password},
+        format="json",
+    )
     assert response.status_code == 200
     assert api_client(old).get("/v1/auth/me").status_code == 401
+    assert api_client(response.json()["access_token"]).get("/v1/auth/me").status_code == 200
     new = login(alpha.member.email, "brand-new-pass").json()["access_token"]
     assert api_client(new).get("/v1/auth/me").status_code == 200
 

@@ -68,7 +68,9 @@ def test_the_last_active_owner_cannot_be_demoted_or_removed(alpha: TenantWorld) 
 
 
 def test_members_edit_their_own_profile_but_not_their_role(alpha: TenantWorld) -> None:
-    response = patch_user(alpha, "member", alpha.member, display_name="Me", email="Me@Alpha.Example")
+    response = patch_user(
+        alpha, "member", alpha.member, display_name="Me", email="Me@Alpha.Example", current_password=alpha.password
+    )
     assert response.status_code == 200
     assert response.json()["display_name"] == "Me"
     assert response.json()["email"] == "me@alpha.example"
