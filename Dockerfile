@@ -38,6 +38,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     MINIRAG_LOG_FORMAT=json \
     PORT=8000
 
+# OCR of scanned PDFs and images (sources/extraction/ocr.py): Tesseract with English, German and
+# French data — the packages `scripts/ensure_system_packages.sh ocr` installs for `make test`. Other
+# languages: add their tesseract-ocr-<code> packages and list them in MINIRAG_OCR_LANGUAGES.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra \
+    && rm -rf /var/lib/apt/lists/* \
+    && tesseract --list-langs | grep -qx fra
+
 RUN groupadd --system --gid 10001 minirag \
     && useradd --system --uid 10001 --gid minirag --home-dir /home/minirag --create-home \
        --shell /usr/sbin/nologin minirag \

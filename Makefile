@@ -30,6 +30,7 @@ run: install
 test: install
 	@scripts/ensure_services.sh
 	@scripts/ensure_browser_tools.sh
+	@scripts/ensure_system_packages.sh ocr test-fonts
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The API fuzz suite with many more examples than the bounded run inside `make test`.

@@ -13,6 +13,7 @@ Secrets have no defaults: a process that is missing one refuses to start with a 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -267,6 +268,18 @@ CRAWL_DELAY_SECONDS: float = env.float("MINIRAG_CRAWL_DELAY_SECONDS", default=0.
 # Most characters of text one file or page may yield (docs/sources.md, "Limits and hostile input");
 # by default as many as the largest upload holds, so any plain-text file that may be uploaded fits.
 EXTRACT_MAX_CHARS: int = env.int("MINIRAG_EXTRACT_MAX_CHARS", default=UPLOAD_MAX_BYTES)
+# OCR of scanned PDF pages and image uploads (sources/extraction/ocr.py) with Debian's tesseract-ocr.
+# Optional: without the binary, scans and images end in `error` saying OCR is not installed.
+OCR_ENABLED: bool = env.bool("MINIRAG_OCR_ENABLED", default=True)
+OCR_TESSERACT_CMD: str = env.str("MINIRAG_OCR_TESSERACT_CMD", default="tesseract")
+# Tesseract language codes joined by "+" (each needs its tesseract-ocr-<code> package).
+OCR_LANGUAGES: str = env.str("MINIRAG_OCR_LANGUAGES", default="eng+deu+fra")
+if not re.fullmatch(r"[A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*", OCR_LANGUAGES):
+    raise ImproperlyConfigured("MINIRAG_OCR_LANGUAGES must be tesseract language codes joined by '+', e.g. eng+deu.")
+# The OCR work budget of one document: pages read and wall-clock seconds (a dense A4 page at 300
+# DPI takes ~3 s on one core), so a 500-page scan cannot occupy a worker for hours.
+OCR_MAX_PAGES: int = env.int("MINIRAG_OCR_MAX_PAGES", default=200)
+OCR_MAX_SECONDS: int = env.int("MINIRAG_OCR_MAX_SECONDS", default=900)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 

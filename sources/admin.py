@@ -74,14 +74,28 @@ ERROR_FIELDS = {
 
 
 def progress_of(source: Source) -> dict[str, Any]:
-    """What the list's live progress bars show (also the JSON the page polls)."""
-    total = source.chunks_total
-    percent = 100 if source.status == SourceStatus.READY else (round(100 * source.chunks_done / total) if total else 0)
+    """What the list's live progress bars show (also the JSON the page polls): the live-event
+    snapshot (status, chunk counts, OCR pages, error) plus the label, the bar's percent and the
+    line under it. While scanned pages are read (OCR, before any chunk exists) the bar follows
+    the pages, then the chunks."""
+    in_flight = source.status in IN_FLIGHT_STATUSES
+    reading = in_flight and not source.chunks_total and source.ocr_pages_total > 0
+    done, total = (
+        (source.ocr_pages_done, source.ocr_pages_total) if reading else (source.chunks_done, source.chunks_total)
+    )
+    percent = 100 if source.status == SourceStatus.READY else (round(100 * done / total) if total else 0)
+    if reading:
+        detail = f"OCR: {done}/{total} pages"
+    elif in_flight and total:
+        detail = f"{done}/{total} chunks"
+    else:
+        detail = ""
     return {
         **progress_snapshot(source),  # what the live source events carry
         "label": SourceStatus(source.status).label,
         "percent": percent,
-        "in_flight": source.status in IN_FLIGHT_STATUSES,
+        "in_flight": in_flight,
+        "detail": detail,
     }
 
 
@@ -133,8 +147,17 @@ class SourceFormFields(ServiceForm):
 
 
 class SourceAddForm(SourceFormFields):
-    file = forms.FileField(required=False, help_text="For an uploaded file: .txt .md .csv .html .pdf .docx")
-    ingest_now = forms.BooleanField(required=False, initial=True, label="Ingest right away")
+    file = forms.FileField(
+        required=False,
+        help_text="For an uploaded file: .txt .md .csv .html .pdf .docx, or a scan as .png .jpg .tif (read with OCR)",
+    )
+    ingest_now = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Ingest right away",
+        help_text="Queue the ingestion when the source is saved, as the API does for uploaded files. "
+        "Untick it to ingest later with the Ingest now action.",
+    )
 
     class Meta:
         model = Source
@@ -170,12 +193,14 @@ class SourceAddForm(SourceFormFields):
     def perform(self, tenant: Tenant) -> Source:
         data = self.cleaned_data
         if data["source_type"] == SourceType.UPLOAD:
+            # The upload service queues the ingestion itself once the page's transaction commits.
             return source_upload(
                 tenant=tenant,
                 bot_profile=data["bot_profile"],
                 uploaded=data["file"],
                 name=data.get("name") or "",
                 description=data.get("description") or "",
+                ingest=bool(data.get("ingest_now")),
             )
         return source_create(
             tenant=tenant,
@@ -236,7 +261,7 @@ class SourceAdmin(TenantModelAdmin):
     like `DELETE /v1/sources/{id}`."""
 
     operations = frozenset({VIEW, ADD, CHANGE})
-    list_display = ["name", "bot_profile", "source_type", "progress", "chunk_count", "error", "updated_at"]
+    list_display = ["name", "bot_profile", "source_type", "progress", "chunks", "error", "updated_at"]
     list_filter = ["status", "source_type", "is_active", "authority", "bot_profile"]
     search_fields = ["name", "description", "error_message"]
     list_select_related = ["tenant", "bot_profile", "parent"]
@@ -313,12 +338,19 @@ class SourceAdmin(TenantModelAdmin):
             source.pk,
             status_badge(status, SourceStatus(status).label, STATUS_TONES[SourceStatus(status)]),
             state["percent"],
-            f"{state['chunks_done']}/{state['chunks_total']} chunks" if state["in_flight"] else "",
+            state["detail"],
         )
+
+    # The next two columns are filled in again by the page's script as the progress JSON changes,
+    # so the count and the error move together with the status badge.
+    @admin.display(description="Chunks", ordering="chunk_count")
+    def chunks(self, source: Source) -> str:
+        return format_html('<span data-source-chunks="{}">{}</span>', source.pk, source.chunk_count)
 
     @admin.display(description="Error")
     def error(self, source: Source) -> str:
-        return Truncator(source.error_message).chars(120) if source.error_message else ""
+        message = Truncator(source.error_message).chars(120) if source.error_message else ""
+        return format_html('<span data-source-error="{}">{}</span>', source.pk, message)
 
     @admin.display(description="Settings")
     def config_summary(self, source: Source) -> str:
@@ -328,9 +360,13 @@ class SourceAdmin(TenantModelAdmin):
         return ", ".join(f"{key}: {value}" for key, value in sorted(config.items())) or "—"
 
     def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
-        if not change and form.cleaned_data.get("ingest_now"):
-            # After the page's transaction commits, so a worker finds the new source.
-            transaction.on_commit(lambda: self._ingest_after_commit(request, obj))
+        if change or not form.cleaned_data.get("ingest_now"):
+            return
+        if obj.source_type == SourceType.UPLOAD:
+            messages.info(request, "Ingestion queued.")  # by source_upload, on commit
+            return
+        # After the page's transaction commits, so a worker finds the new source.
+        transaction.on_commit(lambda: self._ingest_after_commit(request, obj))
 
     def _ingest_after_commit(self, request: HttpRequest, source: Source) -> None:
         tenant = acting_tenant(request, source)

@@ -39,6 +39,8 @@ def progress_snapshot(source: Any) -> dict[str, Any]:
         "chunks_total": source.chunks_total,
         "document_count": source.document_count,
         "chunk_count": source.chunk_count,
+        "ocr_pages_done": source.ocr_pages_done,
+        "ocr_pages_total": source.ocr_pages_total,
         "error_message": source.error_message,
         "updated_at": source.updated_at.isoformat() if source.updated_at else None,
     }

@@ -110,6 +110,8 @@ def claim(*, tenant: Tenant, source_id: Any, attempt: int) -> tuple[Source, uuid
             heartbeat_at=now,
             chunks_done=0,
             chunks_total=0,
+            ocr_pages_done=0,
+            ocr_pages_total=0,
             updated_at=now,
         )
     )
@@ -122,7 +124,10 @@ def claim(*, tenant: Tenant, source_id: Any, attempt: int) -> tuple[Source, uuid
 
 class ProgressReporter:
     """Writes progress (and the heartbeat) at most every half second, and stops the run by
-    raising StaleRunError as soon as the source is no longer this run's."""
+    raising StaleRunError as soon as the source is no longer this run's. Called as
+    ``reporter(chunks done, chunks total)`` while chunks are embedded, and
+    ``reporter.ocr_pages(pages read, pages)`` while scanned pages are read before that (a page
+    takes seconds, so the heartbeat keeps a long OCR run from looking dead to the reaper)."""
 
     def __init__(self, source: Source, run_id: uuid.UUID) -> None:
         self.source = source
@@ -130,17 +135,25 @@ class ProgressReporter:
         self._last_write = 0.0
 
     def __call__(self, done: int, total: int) -> None:
+        self._write(done < total, chunks_done=done, chunks_total=total)
+
+    def ocr_pages(self, done: int, total: int) -> None:
+        self._write(done < total, ocr_pages_done=done, ocr_pages_total=total)
+
+    def _write(self, unfinished: bool, **progress: int) -> None:
         now = time.monotonic()
-        if done < total and now - self._last_write < PROGRESS_WRITE_INTERVAL_SECONDS:
+        if unfinished and now - self._last_write < PROGRESS_WRITE_INTERVAL_SECONDS:
             return
         self._last_write = now
         stamp = timezone.now()
         written = Source.objects.filter(pk=self.source.pk, ingest_run_id=self.run_id).update(
-            chunks_done=done, chunks_total=total, heartbeat_at=stamp, updated_at=stamp
+            **progress, heartbeat_at=stamp, updated_at=stamp
         )
         if not written:
             raise StaleRunError(f"Source {self.source.pk} is no longer owned by run {self.run_id}.")
-        self.source.chunks_done, self.source.chunks_total, self.source.updated_at = done, total, stamp
+        for field, value in progress.items():
+            setattr(self.source, field, value)
+        self.source.updated_at = stamp
         publish_source_event(self.source)
         for listener in _progress_listeners:
             listener(self.source)
@@ -252,7 +265,7 @@ def _ingest(tenant: Tenant, source: Source, run_id: uuid.UUID) -> IngestReport |
         _mark_ready(source, run_id, documents=summary.documents, chunks=summary.chunks)
         return RunReport(chunks=summary.chunks)
     reporter = ProgressReporter(source, run_id)
-    documents = load_documents(source)
+    documents = load_documents(source, on_ocr_progress=reporter.ocr_pages)
     report = index_documents(source, documents, run_id=run_id, on_progress=reporter)
     _mark_ready(source, run_id, documents=report.documents, chunks=report.chunks)
     return report

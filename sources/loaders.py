@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from minirag.safe_http import fetch
-from sources.extraction import ExtractionError, decode_text, extract_file, extract_html, extract_pdf
+from sources.extraction import ExtractionError, OcrProgress, decode_text, extract_file, extract_html, extract_pdf
 from sources.extraction.base import check_text_length
 from sources.models import Source, SourceFile, SourceType
 from sources.normalize import normalize_text
@@ -32,13 +32,15 @@ class LoadedDocument:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def load_documents(source: Source) -> list[LoadedDocument]:
+def load_documents(source: Source, *, on_ocr_progress: OcrProgress | None = None) -> list[LoadedDocument]:
+    """The source's documents. ``on_ocr_progress(pages read, pages)`` follows OCR of images and
+    scanned PDF pages, the one slow part of loading."""
     if source.source_type == SourceType.TEXT:
         return [_load_text(source)]
     if source.source_type == SourceType.UPLOAD:
-        return [_load_upload(source)]
+        return [_load_upload(source, on_ocr_progress)]
     if source.source_type == SourceType.URL:
-        return [load_url(source.config["url"])]
+        return [load_url(source.config["url"], on_ocr_progress=on_ocr_progress)]
     raise ExtractionError(f"Sources of type {source.source_type} have no documents of their own.")
 
 
@@ -49,11 +51,11 @@ def _load_text(source: Source) -> LoadedDocument:
     return LoadedDocument(text=text, title=source.name, mime_type="text/plain")
 
 
-def _load_upload(source: Source) -> LoadedDocument:
+def _load_upload(source: Source, on_ocr_progress: OcrProgress | None) -> LoadedDocument:
     stored = SourceFile.objects.filter(source=source).first()
     if stored is None:
         raise ExtractionError("The uploaded file is missing; upload it again.")
-    extracted = extract_file(bytes(stored.data), stored.filename)
+    extracted = extract_file(bytes(stored.data), stored.filename, on_ocr_progress=on_ocr_progress)
     return LoadedDocument(
         text=extracted.text,
         title=extracted.title or stored.filename,
@@ -62,13 +64,13 @@ def _load_upload(source: Source) -> LoadedDocument:
     )
 
 
-def load_url(url: str) -> LoadedDocument:
-    """Fetch a page through the SSRF guard and extract its main text."""
+def load_url(url: str, *, on_ocr_progress: OcrProgress | None = None) -> LoadedDocument:
+    """Fetch a page through the SSRF guard and extract its main text (a scanned PDF's with OCR)."""
     response = fetch(url, allowed_content_types=URL_CONTENT_TYPES, max_bytes=settings.FETCH_MAX_BYTES)
     if response.content_type in HTML_TYPES:
         extracted = extract_html(response.content, url=response.url, charset=response.charset)
     elif response.content_type in PDF_TYPES:
-        extracted = extract_pdf(response.content)
+        extracted = extract_pdf(response.content, on_ocr_progress=on_ocr_progress)
     else:
         text = normalize_text(decode_text(response.content, response.charset))
         if not text:

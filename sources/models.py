@@ -73,6 +73,10 @@ class Source(TenantOwnedModel):
     chunk_count = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)
+    # Progress of OCR (scanned PDF pages, images) in the current or last run, which comes before
+    # chunking and can take minutes: pages read so far, of those to read.
+    ocr_pages_done = models.PositiveIntegerField(default=0)
+    ocr_pages_total = models.PositiveIntegerField(default=0)
 
     refresh_schedule = models.CharField(max_length=10, choices=RefreshSchedule.choices, default=RefreshSchedule.NONE)
     next_refresh_at = models.DateTimeField(null=True, blank=True)

@@ -51,6 +51,8 @@ class SourceSerializer(serializers.ModelSerializer):
             "is_group",
             "chunks_done",
             "chunks_total",
+            "ocr_pages_done",
+            "ocr_pages_total",
             "progress",
             "next_refresh_at",
         ]

@@ -7,8 +7,10 @@ sources/lifecycle.py; the pipeline steps in loaders.py, ingestion.py and discove
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import re
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +44,9 @@ from sources.models import (
     SourceType,
 )
 from tenants.models import Tenant
+from tenants.tenancy import tenant_scope
+
+logger = logging.getLogger(__name__)
 
 REFRESH_INTERVALS = {
     RefreshSchedule.HOURLY: timedelta(hours=1),
@@ -260,9 +265,17 @@ def source_upload(
     name: str = "",
     description: str = "",
     parent: Source | None = None,
+    ingest: bool = True,
 ) -> Source:
     """Store an uploaded file as a source after checking its size and its type (by extension
-    and by content). Extraction happens at ingestion."""
+    and by content), and queue its ingestion once the transaction commits (``ingest=False``
+    leaves it `pending`, for the dashboard's "Ingest right away" unticked). Extraction happens
+    at ingestion.
+
+    Uploading is ingesting in MiniRAG v1, whose clients upload and then poll until `ready` or
+    `error`: so the source returned is normally `queued` by the time the caller reads it again
+    (`pending` only for an instant inside the transaction). A text or URL source is not queued
+    when created, as in v1."""
     _validate_parent(bot_profile, parent)
     filename = safe_filename(uploaded.name)
     if uploaded.size is not None and uploaded.size > settings.UPLOAD_MAX_BYTES:
@@ -296,7 +309,34 @@ def source_upload(
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
     )
+    if ingest:
+        # After commit, so that the worker finds the source and its file. Robust: the upload is
+        # stored by then, so a failure to queue is logged (the source stays as it is), never a 500.
+        tenant_id, source_id = tenant.pk, source.pk
+        transaction.on_commit(lambda: _queue_uploaded_file(tenant_id=tenant_id, source_id=source_id), robust=True)
     return source
+
+
+def _queue_uploaded_file(*, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
+    """Queue a just-uploaded file's ingestion (runs after the upload commits). Unlike
+    `source_ingest_request` it never answers 503 and never puts the source back to `pending`:
+    the file is stored and the upload accepted, so a broker outage only delays the work — the
+    source stays `queued` and the reaper sends it again once it has waited
+    INGEST_STALE_AFTER_SECONDS, as for any message that never reached a worker."""
+    from sources.tasks import ingest_source  # the tasks module imports the services
+
+    now = timezone.now()
+    with tenant_scope(tenant_id):
+        queued = Source.objects.filter(pk=source_id, is_active=True, status=SourceStatus.PENDING).update(
+            status=SourceStatus.QUEUED, queued_at=now, ingest_attempt=0, error_message="", updated_at=now
+        )
+        if not queued:
+            return  # already queued by an explicit /ingest, or deleted in the meantime
+        publish_source_event(Source.objects.get(pk=source_id))
+        try:
+            dispatch(ingest_source, tenant_id=str(tenant_id), source_id=str(source_id), attempt=1)
+        except QueueUnavailableError:
+            logger.warning("Could not queue the ingestion of upload %s; the reaper will send it.", source_id)
 
 
 def safe_filename(name: str | None) -> str:
@@ -431,13 +471,16 @@ def source_ingest_request(*, tenant: Tenant, source: Source) -> str:
     if not queued:
         raise ConflictError("The source is already being ingested.")
     source.refresh_from_db()
+    # Announced before the hand-off: a worker (or the in-process runner) may be done before
+    # `dispatch` returns, and a `queued` event sent after its `ready` would be the last word.
+    publish_source_event(source)
     try:
         dispatch(ingest_source, tenant_id=str(tenant.pk), source_id=str(source.pk), attempt=1)
     except QueueUnavailableError:
         Source.objects.filter(pk=source.pk, status=SourceStatus.QUEUED, queued_at=now).update(**previous)
         source.refresh_from_db()
+        publish_source_event(source)
         raise ServiceUnavailableError("The task queue is unavailable; nothing was queued. Try again shortly.") from None
-    publish_source_event(source)
     if source.is_group:
         return "Ingestion queued for the group's children."
     return "Ingestion queued."

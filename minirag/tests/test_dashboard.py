@@ -333,13 +333,25 @@ def test_sources_are_added_through_the_services_and_ingested(
         source = Source.objects.get(name="Returns policy")
         assert source.status == SourceStatus.READY and source.chunk_count == 1
 
+    # An upload is ingested like one through the API (the upload service queues it on commit)...
     upload = SimpleUploadedFile("faq.md", b"# FAQ\n\nWe ship to every country in the EU.")
-    response = client.post(
-        url, form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="upload", file=upload, name="")
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            url, form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="upload", file=upload, name="")
+        )
     assert response.status_code == 302, response.context["adminform"].form.errors
     with tenant_scope(alpha.tenant):
-        assert Source.objects.get(name="faq.md").config["original_filename"] == "faq.md"
+        uploaded = Source.objects.get(name="faq.md")
+        assert uploaded.config["original_filename"] == "faq.md"
+        assert uploaded.status == SourceStatus.READY and uploaded.chunk_count == 1
+    # ...unless "Ingest right away" is unticked.
+    later = SimpleUploadedFile("later.md", b"# Later\n\nRead me next week.")
+    values = form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="upload", file=later, name="")
+    del values["ingest_now"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, values).status_code == 302
+    with tenant_scope(alpha.tenant):
+        assert Source.objects.get(name="later.md").status == SourceStatus.PENDING
 
     settings.ALLOW_PRIVATE_NETWORKS = False
     with tenant_scope(alpha.tenant):
@@ -364,6 +376,38 @@ def test_sources_are_added_through_the_services_and_ingested(
         ),
     )
     assert "Unsupported file type" in str(unsupported.context["adminform"].form.errors)
+
+
+def test_the_source_list_polls_status_chunk_count_and_ocr_progress(alpha: TenantWorld) -> None:
+    """The list's progress JSON (what dashboard.js polls) carries, with the status, the row's
+    chunk count and error and the OCR stage; the list marks the cells the script rewrites."""
+    client = tenant_client(alpha)
+    source = alpha.text_source
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=source.pk).update(
+            status=SourceStatus.PROCESSING, chunks_done=0, chunks_total=0, ocr_pages_done=2, ocr_pages_total=5
+        )
+    listing = client.get("/dashboard/sources/source/").content.decode()
+    assert f'<span data-source-chunks="{source.pk}">1</span>' in listing
+    assert f'data-source-error="{source.pk}"' in listing and "OCR: 2/5 pages" in listing
+
+    def polled() -> dict[str, Any]:
+        return client.get("/dashboard/sources/source/progress/", {"id": [str(source.pk)]}).json()[str(source.pk)]
+
+    reading = polled()
+    assert (reading["status"], reading["percent"], reading["detail"]) == ("processing", 40, "OCR: 2/5 pages")
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=source.pk).update(chunks_done=3, chunks_total=12)
+    embedding = polled()
+    assert (embedding["percent"], embedding["detail"]) == (25, "3/12 chunks")
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=source.pk).update(status=SourceStatus.READY, chunks_done=12, chunk_count=12)
+    ready = polled()
+    assert (ready["status"], ready["label"], ready["chunk_count"], ready["percent"]) == ("ready", "Ready", 12, 100)
+    assert ready["detail"] == "" and not ready["in_flight"]
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=source.pk).update(status=SourceStatus.ERROR, error_message="No text found.")
+    assert polled()["error_message"] == "No text found."
 
 
 def test_a_nyxcore_token_is_write_only_in_the_source_form(alpha: TenantWorld) -> None:

@@ -10,7 +10,9 @@ from django.conf import settings
 
 from sources.normalize import normalize_text
 
-SUPPORTED_EXTENSIONS = (".txt", ".md", ".csv", ".html", ".htm", ".pdf", ".docx")
+SUPPORTED_EXTENSIONS = (
+    ".txt", ".md", ".csv", ".html", ".htm", ".pdf", ".docx", ".png", ".jpg", ".jpeg", ".tif", ".tiff"
+)  # fmt: skip
 
 KIND_BY_EXTENSION = {
     ".txt": "text",
@@ -20,7 +22,14 @@ KIND_BY_EXTENSION = {
     ".htm": "html",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
 }
+# Pictures of text: read with OCR (sources/extraction/ocr.py).
+IMAGE_KINDS = ("png", "jpeg", "tiff")
 MIME_TYPES = {
     "text": "text/plain",
     "markdown": "text/markdown",
@@ -28,6 +37,9 @@ MIME_TYPES = {
     "html": "text/html",
     "pdf": "application/pdf",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
 }
 # How each kind is named in messages shown to the tenant.
 KIND_LABELS = {
@@ -37,7 +49,13 @@ KIND_LABELS = {
     "html": "web page",
     "pdf": "PDF",
     "docx": "Word document",
+    "png": "PNG image",
+    "jpeg": "JPEG image",
+    "tiff": "TIFF image",
 }
+# The phrase every "this file has no text" error carries, whatever the format (clients and
+# support search for it): a document without text is most often a scan saved without OCR.
+NO_TEXT_FOUND = "no text found — is it a scan?"
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,10 @@ class ExtractionError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NoTextError(ExtractionError):
+    """The content is readable but holds no text."""
 
 
 class UnsupportedFileTypeError(ExtractionError):
@@ -133,11 +155,23 @@ def storable(value: Any) -> Any:
     return value
 
 
+def no_text_error(kind: str, detail: str = "") -> NoTextError:
+    """The error for a file that yields no text: names the file kind, carries ``NO_TEXT_FOUND``,
+    and ``detail`` (what was tried) or, by default, how to get a scan read."""
+    detail = detail or (
+        "If it holds pictures of text, upload them as a PDF or as PNG, JPEG or TIFF images: those are read with OCR."
+    )
+    return NoTextError(f"No text could be extracted from the {KIND_LABELS[kind]}: {NO_TEXT_FOUND} {detail}")
+
+
 def finish(text: str, *, title: str, kind: str, metadata: dict[str, Any] | None = None) -> ExtractedDocument:
-    """Normalise the extracted text; refuse an empty result or one over ``max_text_chars()``."""
+    """Normalise the extracted text; refuse an empty result (``no_text_error``; for a web page,
+    which is no scan, a plain ``NoTextError``) or one over ``max_text_chars()``."""
     text = normalize_text(text)
     if not text:
-        raise ExtractionError(f"No text could be extracted from the {KIND_LABELS[kind]}.")
+        if kind == "html":
+            raise NoTextError("No text could be extracted from the web page.")
+        raise no_text_error(kind)
     check_text_length(len(text), KIND_LABELS[kind])
     return ExtractedDocument(
         text=text, title=clean_title(title), mime_type=MIME_TYPES[kind], metadata=storable(metadata or {})

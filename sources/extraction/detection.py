@@ -12,7 +12,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from sources.extraction.archive import ZIP_ERRORS, MemberTooLargeError, read_member
-from sources.extraction.base import KIND_BY_EXTENSION, UnsupportedFileTypeError
+from sources.extraction.base import IMAGE_KINDS, KIND_BY_EXTENSION, UnsupportedFileTypeError
 from sources.extraction.text import decode_text
 from sources.normalize import normalize_text
 
@@ -23,6 +23,10 @@ _SIGNATURES = (
     (b"{\\rtf", "an RTF document"),
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"II+\x00", "a BigTIFF image"),
+    (b"MM\x00+", "a BigTIFF image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
     (b"\x7fELF", "an executable program"),
@@ -44,6 +48,23 @@ _MAX_BINARY_CHARS_PER_100 = 1
 _WORD_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 _MAX_CONTENT_TYPES_BYTES = 1024 * 1024
 _CONTENT_TYPES_NS = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+
+
+# The images we read with OCR, by their magic bytes (BigTIFF, WebP, GIF... are not among them).
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+
+def image_kind(data: bytes) -> str | None:
+    """The image kind ("png", "jpeg" or "tiff") whose signature starts ``data``, else None."""
+    for signature, kind in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    return None
 
 
 def is_pdf(data: bytes) -> bool:
@@ -92,6 +113,8 @@ def describe_content(data: bytes) -> str:
     for signature, description in _SIGNATURES:
         if data.startswith(signature):
             return description
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "a WebP image"
     if looks_like_text(data):
         return "plain text"
     for signature, description in _WEAK_SIGNATURES:
@@ -147,12 +170,15 @@ def _display_name(filename: str) -> str:
 
 
 def detect_file_type(data: bytes, filename: str) -> str:
-    """The kind of an uploaded file: "text", "markdown", "csv", "html", "pdf" or "docx".
+    """The kind of an uploaded file: "text", "markdown", "csv", "html", "pdf", "docx", or one of
+    the images read with OCR, "png", "jpeg" and "tiff".
 
     The extension picks the kind; the content must agree: a PDF starts with ``%PDF-``; a .docx is
     a ZIP holding ``word/document.xml`` and ``[Content_Types].xml`` (and is not a macro-enabled
     document or a template); the text kinds (.txt .md .csv .html .htm) must decode as text with no
-    NUL bytes (UTF-16/32 with a BOM is text) and must not carry another format's signature.
+    NUL bytes (UTF-16/32 with a BOM is text) and must not carry another format's signature; an
+    image extension (.png .jpg .jpeg .tif .tiff) needs the magic bytes of one of those three formats,
+    and the kind returned is the one the content has (a PNG saved as .jpg is read as the PNG it is).
 
     Raises ``UnsupportedFileTypeError`` for an unknown extension or content that does not match
     the extension (a PDF renamed .txt, an executable renamed .pdf, ...). Only reads the ZIP
@@ -168,6 +194,13 @@ def detect_file_type(data: bytes, filename: str) -> str:
     problem: str | None = None
     if kind == "pdf":
         problem = None if is_pdf(data) else describe_content(data)
+    elif kind in IMAGE_KINDS:
+        # Phones and scanners get extensions wrong between image formats; the decoder is picked
+        # from the content (and only among these three), so trust the magic bytes.
+        content_kind = image_kind(data)
+        if content_kind is not None:
+            return content_kind
+        problem = describe_content(data)
     elif kind == "docx":
         problem = _docx_problem(data)
     elif data:

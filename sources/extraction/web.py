@@ -10,7 +10,7 @@ import trafilatura
 from lxml import etree
 from lxml import html as lxml_html
 
-from sources.extraction.base import ExtractedDocument, ExtractionError, check_size, finish
+from sources.extraction.base import ExtractedDocument, ExtractionError, NoTextError, check_size, finish
 from sources.extraction.text import decode_text
 from sources.normalize import normalize_text
 
@@ -247,7 +247,7 @@ def extract_html(html: bytes | str, *, url: str | None = None, charset: str | No
         raise ExtractionError(f"The page has too much markup to process (more than {MAX_HTML_TAGS:,} tags).")
     tree = _parse(text)
     if tree is None:
-        raise ExtractionError("No text could be extracted from the web page.")
+        raise NoTextError("No text could be extracted from the web page.")
     metadata: dict[str, Any] = {}
     language = _language(tree)
     if language:

@@ -160,3 +160,26 @@ def test_the_channel_manager_reads_only_the_users_tenant(worlds: tuple[TenantWor
     assert not manager.can_read_channel(None, tenant_sources_channel(alpha.tenant.pk))
     assert not manager.is_channel_reliable("anything")
     assert settings.EVENTSTREAM_REDIS["port"] == 6379  # events cross processes through Redis here
+
+
+def test_the_last_event_of_an_ingestion_is_its_outcome(
+    worlds: tuple[TenantWorld, TenantWorld], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process runner (and a fast worker) may finish before the hand-off returns: `queued`
+    is announced before it, so a page trusting the last event never shows "Queued" forever."""
+    from sources import events
+    from sources.services import source_ingest_request
+
+    alpha, _ = worlds
+    sent: list[str] = []
+    real_send = events.send_event
+
+    def recording(channel: str, event: str, data: dict[str, Any]) -> None:
+        if channel == source_channel(alpha.tenant.pk, alpha.text_source.pk):
+            sent.append(data["status"])
+        real_send(channel, event, data)
+
+    monkeypatch.setattr(events, "send_event", recording)
+    with tenant_scope(alpha.tenant):
+        source_ingest_request(tenant=alpha.tenant, source=alpha.text_source)  # runs inline in tests
+    assert sent[0] == "queued" and sent[-1] == "ready", sent

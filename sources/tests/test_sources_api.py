@@ -3,14 +3,22 @@ and their answers to bad input."""
 
 from __future__ import annotations
 
+import io
 import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
+from django.utils import timezone
+from PIL import Image, ImageDraw, ImageFont
 
-from conftest import TenantWorld
+from conftest import TenantWorld, build_world
+from minirag.celery import app as celery_app
 from minirag.vectorstore import get_vector_store
+from sources import lifecycle
 from sources.models import Source, SourceFile, SourceStatus
 from tenants.tenancy import tenant_scope
 
@@ -51,12 +59,17 @@ def indexed_points(world: TenantWorld, source_id: object) -> int:
 # --- Create -----------------------------------------------------------------------------------
 
 
-def test_create_a_text_source_is_pending_until_ingested(alpha: TenantWorld) -> None:
-    response = create(alpha, source_type="text", content="Our returns policy: 30 days.", description="Policy")
+def test_create_a_text_source_is_pending_until_ingested(
+    alpha: TenantWorld, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = create(alpha, source_type="text", content="Our returns policy: 30 days.", description="Policy")
     assert response.status_code == 201
     source = response.json()
     assert CONTRACT_KEYS <= set(source)
     assert source["status"] == "pending"
+    assert not callbacks  # unlike an upload, creating a text source queues nothing (as in v1)
+    assert alpha.client().get(f"/v1/sources/{source['id']}").json()["status"] == "pending"
     assert (source["source_type"], source["description"], source["refresh_schedule"]) == ("text", "Policy", "none")
     assert (source["document_count"], source["chunk_count"], source["children_count"]) == (0, 0, 0)
     assert source["authority"] == "informational"
@@ -289,18 +302,105 @@ def upload(world: TenantWorld, filename: str, data: bytes, **fields: str):
     return world.client("admin").post("/v1/sources/upload", body, format="multipart")
 
 
-def test_upload_stores_the_file_and_ingests_it(alpha: TenantWorld) -> None:
+def test_upload_stores_the_file_and_ingests_it(alpha: TenantWorld, django_capture_on_commit_callbacks: Any) -> None:
+    """As in MiniRAG v1, an upload is ingested without a call to /ingest: queued once the upload
+    commits (tasks run inline in tests, when the test's transaction lets on-commit work run)."""
     data = b"# FAQ\n\nWe deliver on Saturdays.\n\nReturns are free."
-    response = upload(alpha, "faq.md", data)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(alpha, "faq.md", data)
     assert response.status_code == 201
     source = response.json()
     assert (source["source_type"], source["name"]) == ("upload", "faq.md")
     assert source["config"]["original_filename"] == "faq.md" and source["config"]["file_size"] == len(data)
-    alpha.client("admin").post(f"/v1/sources/{source['id']}/ingest")
     ready = alpha.client().get(f"/v1/sources/{source['id']}").json()
     assert ready["status"] == "ready" and ready["chunk_count"] >= 1
+    assert indexed_points(alpha, source["id"]) == ready["chunk_count"]
+    # Ingesting again by hand still works (a re-ingest: nothing changed, nothing embedded).
+    assert alpha.client("admin").post(f"/v1/sources/{source['id']}/ingest").status_code == 202
+    assert alpha.client().get(f"/v1/sources/{source['id']}").json()["status"] == "ready"
     named = upload(alpha, "x.txt", b"plain text", name="Custom name", description="d").json()
     assert named["name"] == "Custom name"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upload_answer_shows_the_source_as_it_is_by_then() -> None:
+    """Outside a test transaction the ingestion is queued when the upload commits, before the 201
+    is written: with inline tasks the answer already says `ready` (with a worker: `queued`)."""
+    world = build_world("alpha")
+    response = upload(world, "hours.txt", b"The reading room opens at seven forty on weekdays.")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "ready" and body["chunk_count"] == 1 and body["document_count"] == 1
+
+
+@pytest.fixture
+def broker_down(settings: Any) -> Iterator[None]:
+    """Tasks go to a Celery broker that refuses connections (nothing listens on port 1)."""
+    settings.TASKS_IN_PROCESS = False
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    yield
+    celery_app.conf.broker_url = previous
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def test_an_upload_with_the_queue_down_is_kept_and_sent_by_the_reaper(
+    alpha: TenantWorld, django_capture_on_commit_callbacks: Any, broker_down: None, settings: Any
+) -> None:
+    # The file is stored and accepted (201, never a 503 for a file we already have); its
+    # ingestion waits `queued` like any message that never reached a worker.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(alpha, "faq.md", b"# FAQ\n\nParking is free after six.")
+    assert response.status_code == 201
+    source_id = response.json()["id"]
+    waiting = alpha.client().get(f"/v1/sources/{source_id}").json()
+    assert waiting["status"] == "queued"
+    settings.TASKS_IN_PROCESS = True  # the queue is back
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=source_id).update(queued_at=timezone.now() - timedelta(hours=1))
+    assert lifecycle.reap_stuck_sources() == 1
+    assert alpha.client().get(f"/v1/sources/{source_id}").json()["status"] == "ready"
+
+
+def scan_png(text: str) -> bytes:
+    image = Image.new("L", (1400, 150), "white")
+    ImageDraw.Draw(image).text((40, 40), text, font=ImageFont.load_default(size=40), fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_an_uploaded_image_is_read_with_ocr_and_answers_questions(
+    alpha: TenantWorld, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(alpha, "notice.png", scan_png("The reading room opens at 07:40"))
+    assert response.status_code == 201
+    source = alpha.client().get(f"/v1/sources/{response.json()['id']}").json()
+    assert source["status"] == "ready", source["error_message"]
+    assert source["chunk_count"] > 0 and source["config"]["file_type"] == "png"
+    assert (source["ocr_pages_done"], source["ocr_pages_total"]) == (1, 1)
+    answer = alpha.client().post(
+        "/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "When does the reading room open?"}, format="json"
+    )
+    assert answer.status_code == 200
+    assert source["id"] in {hit["source_id"] for hit in answer.json()["sources"]}
+    assert "07:40" in answer.json()["message"]["content"]
+
+
+def test_an_uploaded_image_without_text_ends_in_error(
+    alpha: TenantWorld, django_capture_on_commit_callbacks: Any
+) -> None:
+    blank = io.BytesIO()
+    Image.new("L", (1200, 900), "white").save(blank, "PNG")
+    with django_capture_on_commit_callbacks(execute=True):
+        source_id = upload(alpha, "blank.png", blank.getvalue()).json()["id"]
+    failed = alpha.client().get(f"/v1/sources/{source_id}").json()
+    assert failed["status"] == "error" and failed["chunk_count"] == 0
+    assert "no text found — is it a scan?" in failed["error_message"]
 
 
 @pytest.mark.parametrize(
@@ -335,9 +435,15 @@ def test_upload_requires_a_file_and_a_bot(alpha: TenantWorld) -> None:
     assert response.status_code == 422 and "bot_profile_id" in response.json()["detail"]
 
 
-def test_a_broken_file_ends_in_error_status_not_a_500(alpha: TenantWorld) -> None:
-    source = upload(alpha, "broken.pdf", b"%PDF-1.4\nthis is not really a pdf").json()
-    assert alpha.client("admin").post(f"/v1/sources/{source['id']}/ingest").status_code == 202
-    failed = alpha.client().get(f"/v1/sources/{source['id']}").json()
+def test_a_broken_file_ends_in_error_status_not_a_500(
+    alpha: TenantWorld, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(alpha, "broken.pdf", b"%PDF-1.4\nthis is not really a pdf")
+    assert response.status_code == 201
+    failed = alpha.client().get(f"/v1/sources/{response.json()['id']}").json()
     assert failed["status"] == "error"
-    assert failed["error_message"]
+    assert "damaged" in failed["error_message"]
+    # Ingesting it again by hand is accepted, and fails the same readable way.
+    assert alpha.client("admin").post(f"/v1/sources/{failed['id']}/ingest").status_code == 202
+    assert alpha.client().get(f"/v1/sources/{failed['id']}").json()["error_message"] == failed["error_message"]

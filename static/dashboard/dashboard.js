@@ -1,5 +1,6 @@
 /* MiniRAG dashboard: copy buttons, and live progress of sources on the page (polls while any
-   ingestion is queued or running). No build step, no dependencies. */
+   ingestion is queued or running: the status badge, the bar, its line, and the row's chunk count
+   and error). No build step, no dependencies. */
 (function () {
   "use strict";
 
@@ -51,7 +52,18 @@
     var fill = element.querySelector(".mr-bar-fill");
     if (fill) fill.style.width = state.percent + "%";
     var text = element.querySelector(".mr-progress-text");
-    if (text) text.textContent = state.in_flight ? state.chunks_done + "/" + state.chunks_total + " chunks" : (state.status === "error" ? state.error_message : "");
+    if (text) text.textContent = state.detail || "";
+    // The same row's other live columns (the list only; a source's own page has its fields).
+    var id = element.getAttribute("data-source-progress");
+    var row = element.closest("tr");
+    var chunks = row && row.querySelector('[data-source-chunks="' + id + '"]');
+    if (chunks) chunks.textContent = state.chunk_count;
+    var error = row && row.querySelector('[data-source-error="' + id + '"]');
+    if (error) error.textContent = truncate(state.error_message || "", 120);
+  }
+
+  function truncate(text, length) {  // as the server's Truncator.chars: the ellipsis counts
+    return text.length > length ? text.slice(0, length - 1) + "\u2026" : text;
   }
 
   function poll() {

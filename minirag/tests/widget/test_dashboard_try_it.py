@@ -49,9 +49,12 @@ def test_the_source_list_follows_an_ingestion_live(site: WidgetSite, chromium: C
     world = site.world
     with tenant_scope(world.tenant):
         source = Source.objects.get(pk=world.text_source.pk)
-        Source.objects.filter(pk=source.pk).update(status=SourceStatus.PROCESSING, chunks_done=1, chunks_total=4)
+        Source.objects.filter(pk=source.pk).update(
+            status=SourceStatus.PROCESSING, chunks_done=1, chunks_total=4, chunk_count=0
+        )
     list_url = f"{site.api_url}/dashboard/sources/source/"
     selector = f'[data-source-progress="{source.pk}"]'
+    chunks = f'[data-source-chunks="{source.pk}"]'
     finished = threading.Event()
 
     def scenario(page: Any) -> dict[str, Any]:
@@ -61,14 +64,22 @@ def test_the_source_list_follows_an_ingestion_live(site: WidgetSite, chromium: C
         page.click("input[type=submit]")
         page.wait_for_url(list_url)
         before = page.locator(selector).inner_text()
+        chunks_before = page.locator(chunks).inner_text()
         finished.set()  # the test thread now finishes the "ingestion"
         page.wait_for_selector(f'{selector} .mr-badge[data-status="ready"]', timeout=15_000)
-        return {"before": before, "after": page.locator(selector).inner_text()}
+        return {
+            "before": before,
+            "after": page.locator(selector).inner_text(),
+            "chunks_before": chunks_before,
+            "chunks_after": page.locator(chunks).inner_text(),  # the same poll rewrote the row's count
+        }
 
     def finish_when_seen() -> None:
         assert finished.wait(60)
         with tenant_scope(world.tenant):
-            Source.objects.filter(pk=source.pk).update(status=SourceStatus.READY, chunks_done=4, chunks_total=4)
+            Source.objects.filter(pk=source.pk).update(
+                status=SourceStatus.READY, chunks_done=4, chunks_total=4, chunk_count=4
+            )
 
     finisher = threading.Thread(target=finish_when_seen)
     finisher.start()
@@ -76,3 +87,4 @@ def test_the_source_list_follows_an_ingestion_live(site: WidgetSite, chromium: C
     finisher.join()
     assert "Processing" in result["before"] and "1/4 chunks" in result["before"]
     assert "Ready" in result["after"] and "chunks" not in result["after"]
+    assert (result["chunks_before"], result["chunks_after"]) == ("0", "4")

@@ -95,11 +95,14 @@ Examples:
         return 1
 
     def _draw(self, source: Source) -> None:
-        total, done = source.chunks_total, source.chunks_done
+        # Scanned pages are read (OCR) before there are chunks to count.
+        total, done, unit = source.chunks_total, source.chunks_done, "chunks"
+        if not total:
+            total, done, unit = source.ocr_pages_total, source.ocr_pages_done, "pages read (OCR)"
         if not total:
             return
         filled = int(BAR_WIDTH * done / total)
-        line = f"  [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} chunks  {source.name[:40]}"
+        line = f"  [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} {unit}  {source.name[:40]}"
         if sys.stdout.isatty():
             self.stdout.write(f"\r{line}", ending="")
             self.stdout.flush()
