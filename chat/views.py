@@ -15,8 +15,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotAcceptable
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -44,6 +42,7 @@ from chat.serializers import (
 from minirag.db import release_connection
 from minirag.errors import ApplicationError, InvalidInputError
 from minirag.lookups import uuid_query_param
+from minirag.negotiation import EventStreamNegotiation
 from minirag.openapi import ERROR_RESPONSES, ErrorSerializer, event_stream
 from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
 from minirag.throttling import client_address
@@ -54,17 +53,6 @@ from tenants.tenancy import tenant_scope
 EXPORT_BATCH = 500
 MESSAGE_CSV_FIELDS = ["message_id", "role", "content", "feedback", "prompt_tokens", "completion_tokens", "created_at"]
 BULK_CSV_FIELDS = ["chat_id", "chat_title", *MESSAGE_CSV_FIELDS]
-
-
-class EventStreamTolerantNegotiation(DefaultContentNegotiation):
-    """Streaming clients send `Accept: text/event-stream`; that must not be a 406 before the
-    view has decided to stream. Whatever a client accepts, errors and JSON answers are JSON."""
-
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
-        try:
-            return super().select_renderer(request, renderers, format_suffix)
-        except NotAcceptable:
-            return renderers[0], renderers[0].media_type
 
 
 VISITOR_HEADER = "X-MiniRAG-Visitor"
@@ -104,9 +92,10 @@ def csv_export(columns: list[str]) -> OpenApiResponse:
 
 
 class ChatView(TenantAPIView):
-    """`POST /v1/chat`: one turn. `GET /v1/chat`: the tenant's chats, most recent first."""
+    """`POST /v1/chat`: one turn. `GET /v1/chat`: the chats the caller may read (chat/selectors.py:
+    all of the tenant's, or a member's own when the tenant limits members), most recent first."""
 
-    content_negotiation_class = EventStreamTolerantNegotiation
+    content_negotiation_class = EventStreamNegotiation  # the widget streams with Accept: text/event-stream
     bot_token_actions = ("post",)
     minimum_roles = {"post": Role.MEMBER}
     max_page_limit = 100

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from django.conf import settings
 
 from bots.models import BotProfile
 from tenants.models import Tenant
@@ -13,6 +16,12 @@ OPERATOR_EMAIL = "admin@minirag.local"
 DEMO_BOT_NAME = "Demo assistant"
 DEMO_TOKEN_NAME = "make run demo token"
 DEMO_WIDGET_TOKEN_NAME = "make run demo widget"
+
+
+def demo_knowledge_files() -> list[Path]:
+    """What the demo bot knows, one text source per file: the README and every `docs/*.md`."""
+    base = Path(settings.BASE_DIR)
+    return [base / "README.md", *sorted((base / "docs").glob("*.md"))]
 
 
 def demo_widget_origins(base_url: str) -> list[str]:

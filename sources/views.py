@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from bots.selectors import bot_profile_reference
 from minirag.errors import PayloadTooLargeError
 from minirag.lookups import uuid_query_param
+from minirag.negotiation import EventStreamNegotiation
 from minirag.openapi import ERROR_RESPONSES, event_stream
 from sources import selectors, services
 from sources.events import SOURCE_EVENT, progress_snapshot, source_channel, tenant_sources_channel
@@ -198,7 +199,8 @@ class SourceViewSet(TenantViewSet):
     @extend_schema(
         operation_id="sources_events_stream", responses={(200, "text/event-stream"): EVENT_STREAM, **ERROR_RESPONSES}
     )
-    @action(detail=True, methods=["get"])
+    # A browser's EventSource accepts only text/event-stream: see EventStreamNegotiation.
+    @action(detail=True, methods=["get"], content_negotiation_class=EventStreamNegotiation)
     def events(self, request: Request, pk: str) -> StreamingHttpResponse:
         """Live status and progress of one source (server-sent events)."""
         source = self.get_object()
@@ -208,7 +210,13 @@ class SourceViewSet(TenantViewSet):
         operation_id="sources_tenant_events_stream",
         responses={(200, "text/event-stream"): EVENT_STREAM, **ERROR_RESPONSES},
     )
-    @action(detail=False, methods=["get"], url_path="events", url_name="tenant-events")
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="events",
+        url_name="tenant-events",
+        content_negotiation_class=EventStreamNegotiation,
+    )
     def tenant_events(self, request: Request) -> StreamingHttpResponse:
         """Live status and progress of every source of the tenant (server-sent events)."""
         return _event_stream(request, tenant_sources_channel(self.tenant.pk), [])

@@ -33,6 +33,7 @@ from minirag.demo import (
     DEMO_WIDGET_TOKEN_NAME,
     OPERATOR_EMAIL,
     demo_bot,
+    demo_knowledge_files,
     demo_widget_origins,
 )
 from minirag.errors import ApplicationError, InvalidInputError
@@ -45,6 +46,8 @@ from tenants.tenancy import tenant_scope, tenant_scope_disabled
 from tenants.tokens import hash_api_token
 
 BASE_DIR = Path(settings.BASE_DIR)
+# The printout's rule above and below (README.md shows the printout and a test compares them).
+RULE = "─" * 72
 
 
 class Command(MiniRAGCommand):
@@ -94,7 +97,7 @@ Example:
     def _ensure_knowledge(self, tenant: Tenant, bot: BotProfile) -> str:
         """The README and docs as text sources of the demo bot, ingested here and now."""
         started = time.perf_counter()
-        files = [BASE_DIR / "README.md", *sorted((BASE_DIR / "docs").glob("*.md"))]
+        files = demo_knowledge_files()
         with tenant_scope(tenant), override_settings(TASKS_IN_PROCESS=True, TASKS_RUN_INLINE=True):
             for path in files:
                 name = str(path.relative_to(BASE_DIR))
@@ -119,42 +122,62 @@ Example:
             chunks = sum(s.chunk_count for s in sources)
         if failed:
             self.stderr.write(f"Demo documents that failed to ingest: {', '.join(failed)}")
-        return f"{len(files)} documents, {chunks} chunks (checked in {time.perf_counter() - started:.1f} s)"
+        return knowledge_summary(documents=len(files), chunks=chunks, seconds=time.perf_counter() - started)
 
     def _print_summary(
         self, base: str, tenant: Tenant, bot: BotProfile, stored: dict[str, str], knowledge: str
     ) -> None:
-        mode = "embedded (SQLite, local Qdrant, in-process tasks)" if not settings.REDIS_URL else "production services"
-        line = "─" * 72
-        self.stdout.write(line)
-        self.stdout.write(self.style.SUCCESS(f"MiniRAG demo is ready — {mode}"))
-        self.stdout.write(f"  API:           {base}/v1/")
-        self.stdout.write(f"  API docs:      {base}/v1/docs")
-        self.stdout.write(f"  Health:        {base}/v1/system/health")
-        self.stdout.write(
-            f"  Dashboard:     {base}/dashboard/   login {OPERATOR_EMAIL} / {stored['operator_password']}"
-        )
-        self.stdout.write(f"  Demo owner:    {DEMO_OWNER_EMAIL} / {stored['owner_password']} (tenant '{tenant.slug}')")
-        self.stdout.write(f"  Demo bot:      {bot.name} ({bot.pk}), model {bot.model}")
-        if knowledge:
-            self.stdout.write(f"  Knowledge:     {knowledge}")
-        self.stdout.write(f"  API token:     {stored['api_token']}")
-        auth = f"-H 'Authorization: Bearer {stored['api_token']}' -H 'Content-Type: application/json'"
-        question = json.dumps({"bot_profile_id": str(bot.pk), "message": "How are API tokens stored?"})
-        streamed = json.dumps(
-            {"bot_profile_id": str(bot.pk), "message": "What happens when I delete a source?", "stream": True}
-        )
-        self.stdout.write("  Ask the demo bot:")
-        self.stdout.write(f"    curl -s {base}/v1/chat {auth} -d '{question}'")
-        self.stdout.write(f"    curl -sN {base}/v1/chat {auth} -d '{streamed}'")
-        if settings.WIDGET_DEMO_ENABLED:
-            self.stdout.write(f"  Widget demo:   {base}/widget-demo/   (the chat widget on a sample page)")
-        self.stdout.write(f"  (credentials kept in {Path(settings.DATA_DIR) / 'demo-credentials.json'})")
-        if settings.TASKS_IN_PROCESS:
-            self.stdout.write(
-                "  Background work runs in this process. With REDIS_URL set, run `make worker` and `make beat`."
-            )
-        self.stdout.write(line)
+        for index, line in enumerate(summary_lines(base, tenant, bot, stored, knowledge)):
+            self.stdout.write(self.style.SUCCESS(line) if index == 1 else line)
+
+
+def knowledge_summary(*, documents: int, chunks: int, seconds: float) -> str:
+    return f"{documents} documents, {chunks} chunks (checked in {seconds:.1f} s)"
+
+
+def summary_lines(base: str, tenant: Tenant, bot: BotProfile, stored: dict[str, str], knowledge: str) -> list[str]:
+    """What seed_demo prints (without colour): README.md shows it, and a test compares the two
+    line by line, so change both together."""
+    mode = "embedded (SQLite, local Qdrant, in-process tasks)" if not settings.REDIS_URL else "production services"
+    auth = f"-H 'Authorization: Bearer {stored['api_token']}' -H 'Content-Type: application/json'"
+    question = json.dumps({"bot_profile_id": str(bot.pk), "message": "How are API tokens stored?"})
+    streamed = json.dumps(
+        {"bot_profile_id": str(bot.pk), "message": "What happens when I delete a source?", "stream": True}
+    )
+    lines = [
+        RULE,
+        f"MiniRAG demo is ready — {mode}",
+        f"  API:           {base}/v1/",
+        f"  API docs:      {base}/v1/docs",
+        f"  Health:        {base}/v1/system/health",
+        f"  Dashboard:     {base}/dashboard/   login {OPERATOR_EMAIL} / {stored['operator_password']}",
+        f"  Demo owner:    {DEMO_OWNER_EMAIL} / {stored['owner_password']} (tenant '{tenant.slug}')",
+        f"  Demo bot:      {bot.name} ({bot.pk}), model {bot.model}",
+    ]
+    if knowledge:
+        lines.append(f"  Knowledge:     {knowledge}")
+    lines += [
+        f"  API token:     {stored['api_token']}",
+        "  Ask the demo bot:",
+        f"    curl -s {base}/v1/chat {auth} -d '{question}'",
+        f"    curl -sN {base}/v1/chat {auth} -d '{streamed}'",
+    ]
+    if settings.WIDGET_DEMO_ENABLED:
+        lines.append(f"  Widget demo:   {base}/widget-demo/   (the chat widget on a sample page)")
+    lines.append(f"  (credentials kept in {_shown_path(Path(settings.DATA_DIR) / 'demo-credentials.json')})")
+    if settings.TASKS_IN_PROCESS:
+        lines.append("  Background work runs in this process. With REDIS_URL set, run `make worker` and `make beat`.")
+    lines.append(RULE)
+    return lines
+
+
+def _shown_path(path: Path) -> str:
+    """Relative to the working directory when it is inside it: `var/demo-credentials.json` under
+    `make run`, which runs from the repository's root."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _check_base_url(base_url: str) -> None:
