@@ -21,11 +21,14 @@ $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 
 install: $(STAMP)
 
+# --no-proxy-headers: the client address is the TCP peer; MiniRAG reads X-Forwarded-For itself, for
+# exactly MINIRAG_NUM_PROXIES hops (uvicorn would otherwise trust it from any process on this host).
 run: install
+	@scripts/ensure_system_packages.sh --optional ocr
 	@$(PY) scripts/init_env.py
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
-	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off
+	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off --no-proxy-headers
 
 test: install
 	@scripts/ensure_services.sh

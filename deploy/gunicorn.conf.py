@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from uvicorn_worker import UvicornWorker
+
 # Must happen before anything imports prometheus_client: the workers inherit it.
 _owns_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _owns_metrics_dir:
@@ -26,8 +28,18 @@ else:
     _metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     _metrics_dir.mkdir(parents=True, exist_ok=True)
 
+
+class ClientAddressWorker(UvicornWorker):
+    """A uvicorn worker that never takes the client address from request headers (uvicorn trusts
+    X-Forwarded-For from 127.0.0.1 by default, so anything on this host could pick a fresh address
+    per request and reset every per-address limit). The address is the TCP peer; MiniRAG itself
+    reads X-Forwarded-For for exactly MINIRAG_NUM_PROXIES hops (docs/security.md)."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = ClientAddressWorker
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Streamed answers stay open for as long as the model writes; workers are restarted gracefully.
 graceful_timeout = 30
