@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint format lock worker beat schema clean
+.PHONY: help install run test fuzz eval lint format lock worker beat schema clean
 
 help:
 	@echo "make run     serve MiniRAG on http://127.0.0.1:$(PORT) (embedded: SQLite, local Qdrant, offline models)"
@@ -14,6 +14,7 @@ help:
 	@echo "make worker  a Celery worker (needs REDIS_URL);  make beat: the scheduler"
 	@echo "make lint    ruff;  make lock: re-pin requirements;  make schema: print the OpenAPI schema"
 	@echo "make fuzz    the long API fuzz run (MINIRAG_FUZZ_EXAMPLES, default 200 per operation and mode; ~10 min)"
+	@echo "make eval    answer quality on the evaluation sets (docs/quality.md; EVAL_ARGS=\"--set minirag\")"
 
 $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -41,6 +42,12 @@ fuzz: install
 	@scripts/ensure_services.sh
 	@MINIRAG_FUZZ_EXAMPLES=$${MINIRAG_FUZZ_EXAMPLES:-200} MINIRAG_FUZZ_COVERAGE=$${MINIRAG_FUZZ_COVERAGE:-1} \
 		$(VENV)/bin/pytest minirag/tests/test_fuzz_api.py -p no:cacheprovider -s $(PYTEST_ARGS)
+
+# Answer quality on every evaluation set (docs/quality.md), in a throwaway embedded MiniRAG.
+eval: install
+	@scripts/ensure_system_packages.sh eval-docs
+	@$(PY) -m evaluation validate
+	@$(PY) -m evaluation run $(EVAL_ARGS)
 
 lint: install
 	@$(VENV)/bin/ruff check .

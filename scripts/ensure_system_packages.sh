@@ -8,6 +8,8 @@
 #   ocr         Tesseract and its English, German and French data (sources/extraction/ocr.py reads
 #               scanned PDFs and images with it; the Dockerfile installs the same packages).
 #   test-fonts  DejaVu, the TrueType font the OCR tests draw their German and French text with.
+#   eval-docs   The PostgreSQL 15 and Django documentation `make eval` asks questions about
+#               (evaluation/sets/postgresql.json, django.json).
 # Installing needs root and apt-get; otherwise the command to run is printed.
 set -euo pipefail
 
@@ -21,7 +23,8 @@ packages_of() {  # group
   case "$1" in
     ocr) echo "tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra" ;;
     test-fonts) echo "fonts-dejavu-core" ;;
-    *) echo "error: unknown package group '$1' (ocr, test-fonts)" >&2; exit 64 ;;
+    eval-docs) echo "postgresql-doc-15 python-django-doc" ;;
+    *) echo "error: unknown package group '$1' (ocr, test-fonts, eval-docs)" >&2; exit 64 ;;
   esac
 }
 
@@ -34,6 +37,7 @@ present_without_dpkg() {  # group: what a system without Debian's package databa
     ocr) command -v tesseract >/dev/null 2>&1 &&
          [ "$(tesseract --list-langs 2>/dev/null | grep -cxE 'eng|deu|fra')" = 3 ] ;;
     test-fonts) fc-list 2>/dev/null | grep -qi 'DejaVuSans\.ttf' ;;
+    eval-docs) [ -d /usr/share/doc/postgresql-doc-15/html ] && [ -d /usr/share/doc/python-django-doc/html ] ;;
   esac
 }
 
