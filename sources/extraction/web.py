@@ -108,11 +108,27 @@ def _language(tree: Any) -> str:
 
 
 _NESTED_BLOCK_TAGS = frozenset({"p", "head", "quote", "code", "div"})
+# Elements whose line breaks are the content's (program code, preformatted blocks): kept as they are.
+_VERBATIM_TAGS = frozenset({"code", "quote"})
 _BLANK_LINES = re.compile(r"\n\s*\n")
+_WHITESPACE = re.compile(r"\s+")
 
 
-def _inline(element: Any) -> str:
-    parts = [element.text or ""]
+def _is_block_code(element: Any) -> bool:
+    """A code element that is a block of its own (several lines), not a word of code inside a sentence."""
+    return element.tag == "code" and "\n" in "".join(element.itertext()).strip()
+
+
+def _inline(element: Any, *, verbatim: bool = False) -> str:
+    """An element's text. Outside code and preformatted blocks, whitespace runs (the line breaks of
+    the page's source included) become one space, as a browser shows them: a sentence is never cut
+    into lines; explicit line breaks (<br>) stay."""
+    verbatim = verbatim or element.tag in _VERBATIM_TAGS
+
+    def spaced(text: str) -> str:
+        return text if verbatim else _WHITESPACE.sub(" ", text)
+
+    parts = [spaced(element.text or "")]
     for child in element:
         if child.tag == "lb":
             parts.append("\n")
@@ -120,11 +136,13 @@ def _inline(element: Any) -> str:
             parts.append(f"\n{_render_list(child)}\n")
         elif child.tag == "table":
             parts.append(f"\n{_render_table(child)}\n")
+        elif child.tag == "code" and not _is_block_code(child):  # `a word of code` inside a sentence
+            parts.append(_inline(child, verbatim=verbatim))
         elif child.tag in _NESTED_BLOCK_TAGS:  # paragraphs inside a quote, an item, a cell
             parts.append(f"\n{_inline(child)}\n")
         else:
-            parts.append(_inline(child))
-        parts.append(child.tail or "")
+            parts.append(_inline(child, verbatim=verbatim))
+        parts.append(spaced(child.tail or ""))
     return "".join(parts)
 
 

@@ -430,6 +430,26 @@ def test_html_main_content_without_boilerplate() -> None:
         assert boilerplate not in text
 
 
+def test_html_sentences_are_not_cut_by_the_pages_own_line_breaks() -> None:
+    """Documentation generators wrap paragraphs in their HTML source and put words of code inside
+    sentences; a browser shows one flowing sentence, and so must the extracted text. Code blocks
+    keep their lines. (Found by `make eval` on the PostgreSQL manual: sentences arrived cut into
+    lines at every source line break and around every inline <code>.)"""
+    paragraph = (
+        "<p>\n   <code class='command'>CREATE INDEX</code> constructs an index on the specified column(s)\n"
+        "   of the specified relation, which can be a table or a materialized view.\n  </p>"
+    )
+    filler = "".join(f"<p>Indexes are primarily used to enhance database performance, note {n}.</p>" for n in range(8))
+    code = "<pre>CREATE INDEX title_idx\n    ON films (title);</pre>"
+    page = f"<html><body><article><h1>CREATE INDEX</h1>{paragraph}{filler}{code}</article></body></html>"
+    text = extract_html(page.encode()).text
+    assert (
+        "CREATE INDEX constructs an index on the specified column(s) of the specified relation, which can be a "
+        "table or a materialized view." in text
+    )
+    assert "CREATE INDEX title_idx\nON films (title);" in text  # normalised indentation, lines kept
+
+
 def test_html_tiny_page_uses_the_basic_extraction() -> None:
     page = (
         b"<html><head><title> Contact </title><script>alert('x')</script></head><body>"
