@@ -7,6 +7,13 @@
 There is one collection per embedding space: `QDRANT_COLLECTION` (default `minirag_chunks`) for
 the offline `local/minilm` model, a suffixed one for any other model. Every search, count and
 delete takes the tenant explicitly and filters on it: a caller cannot forget it.
+
+Each point has two named vectors: `dense` (the embedding, cosine) and `lexical` (its terms' BM25
+weights, minirag/lexical.py; the question's lexical vector carries the IDF over the searching
+bot's own chunks, so the sparse dot product is BM25).
+A search fuses both rankings in one `query_points` call (reciprocal rank fusion). Collections
+made before hybrid retrieval hold one unnamed dense vector: they keep working, dense only, until
+`manage.py reindex` rebuilds them from the database (`migrate` does it when it finds one).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from minirag.lexical import SparseVector
+
 logger = logging.getLogger(__name__)
 
 SERVER_TIMEOUT_SECONDS = 10
@@ -37,6 +46,10 @@ UPSERT_BATCH_SIZE = 256
 ID_BATCH_SIZE = 1000
 DEFAULT_SPACE_MODEL = "local/minilm"
 INDEXED_PAYLOAD_FIELDS = ("bot_profile_id", "source_id")
+DENSE = "dense"
+LEXICAL = "lexical"
+# Each half of a hybrid search hands this many candidates (at least) to the fusion.
+FUSION_CANDIDATES = 40
 
 
 def qdrant_mode() -> str:
@@ -123,13 +136,19 @@ class VectorPoint:
     id: uuid.UUID | str
     vector: Sequence[float] | np.ndarray
     payload: dict[str, Any]
+    lexical: SparseVector | None = None
 
 
 @dataclass(frozen=True)
 class VectorHit:
+    """A search result, best first. `score` is the cosine similarity of its dense vector to the
+    question's (what `score` has always meant in the API), whatever ranked it; `fused` is its
+    reciprocal-rank-fusion score when the search was hybrid."""
+
     id: str
     score: float
     payload: dict[str, Any]
+    fused: float | None = None
 
 
 def _tenant_filter(
@@ -161,6 +180,7 @@ class VectorStore:
         # qdrant-client's local mode is not safe for concurrent use; the server is.
         self._lock = threading.RLock() if serialize else None
         self._ready_collections: set[str] = set()
+        self._hybrid: dict[str, bool] = {}
 
     @contextmanager
     def _access(self) -> Iterator[QdrantClient]:
@@ -176,7 +196,9 @@ class VectorStore:
         with self._access() as client:
             if not client.collection_exists(name):
                 client.create_collection(
-                    name, vectors_config=qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
+                    name,
+                    vectors_config={DENSE: qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)},
+                    sparse_vectors_config={LEXICAL: qm.SparseVectorParams()},
                 )
                 if qdrant_mode() == "server":  # local mode has no payload indexes
                     client.create_payload_index(
@@ -190,13 +212,27 @@ class VectorStore:
                 _tune_local_storage(client, name)
         self._ready_collections.add(name)
 
+    def drop_collection(self, collection: str) -> None:
+        """Delete a whole collection (every tenant's points in it): for rebuilding it from the database."""
+        with self._access() as client:
+            if client.collection_exists(collection):
+                client.delete_collection(collection)
+        self._ready_collections.discard(collection)
+        self._hybrid.pop(collection, None)
+
+    def is_hybrid(self, collection: str) -> bool:
+        """Whether the collection has the named dense and lexical vectors (not a legacy one)."""
+        if collection not in self._hybrid:
+            with self._access() as client:
+                vectors = client.get_collection(collection).config.params.vectors
+            self._hybrid[collection] = isinstance(vectors, dict) and DENSE in vectors
+        return self._hybrid[collection]
+
     def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None:
+        hybrid = self.is_hybrid(collection)
         for start in range(0, len(points), UPSERT_BATCH_SIZE):
             batch = points[start : start + UPSERT_BATCH_SIZE]
-            structs = [
-                qm.PointStruct(id=str(p.id), vector=np.asarray(p.vector, dtype=np.float32).tolist(), payload=p.payload)
-                for p in batch
-            ]
+            structs = [qm.PointStruct(id=str(p.id), vector=_vectors(p, hybrid), payload=p.payload) for p in batch]
             with self._access() as client:
                 client.upsert(collection, points=structs, wait=True)
 
@@ -226,28 +262,57 @@ class VectorStore:
         *,
         tenant_id: uuid.UUID | str,
         bot_profile_id: uuid.UUID | str,
+        lexical_query: SparseVector | None = None,
         source_ids: Sequence[uuid.UUID | str] | None = None,
         exclude_source_ids: Sequence[uuid.UUID | str] | None = None,
         limit: int = 5,
-        score_threshold: float | None = None,
     ) -> list[VectorHit]:
+        """The bot's best chunks for a question: its embedding `vector` and, for the lexical half,
+        its `lexical_query` (minirag.lexical.query_vector). Without words worth searching (or in a
+        legacy collection) dense only."""
         if not self._exists(collection):
             return []
+        dense = np.asarray(vector, dtype=np.float32)
+        points_filter = _tenant_filter(
+            tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids, exclude_source_ids=exclude_source_ids
+        )
+        hybrid = self.is_hybrid(collection)
+        lexical = lexical_query if hybrid and lexical_query else None
         with self._access() as client:
+            if not lexical:
+                result = client.query_points(
+                    collection,
+                    query=dense.tolist(),
+                    using=DENSE if hybrid else None,
+                    query_filter=points_filter,
+                    limit=limit,
+                    with_payload=True,
+                )
+                return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+            candidates = max(FUSION_CANDIDATES, limit * 4)
             result = client.query_points(
                 collection,
-                query=np.asarray(vector, dtype=np.float32).tolist(),
-                query_filter=_tenant_filter(
-                    tenant_id,
-                    bot_profile_id=bot_profile_id,
-                    source_ids=source_ids,
-                    exclude_source_ids=exclude_source_ids,
-                ),
+                prefetch=[
+                    qm.Prefetch(query=dense.tolist(), using=DENSE, limit=candidates),
+                    qm.Prefetch(
+                        query=qm.SparseVector(indices=lexical.indices, values=lexical.values),
+                        using=LEXICAL,
+                        limit=candidates,
+                    ),
+                ],
+                query=qm.FusionQuery(fusion=qm.Fusion.RRF),
+                # Qdrant applies the top-level filter inside every prefetch (before their limits).
+                query_filter=points_filter,
                 limit=limit,
-                score_threshold=score_threshold,
                 with_payload=True,
+                with_vectors=[DENSE],
             )
-        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in result.points]
+        hits = []
+        for point in result.points:
+            stored = (point.vector or {}).get(DENSE) if isinstance(point.vector, dict) else None
+            cosine = float(np.dot(dense, np.asarray(stored, dtype=np.float32))) if stored is not None else 0.0
+            hits.append(VectorHit(id=str(point.id), score=cosine, payload=dict(point.payload or {}), fused=point.score))
+        return hits
 
     def count(
         self,
@@ -343,6 +408,16 @@ class VectorStore:
             return True
         with self._access() as client:
             return client.collection_exists(collection)
+
+
+def _vectors(point: VectorPoint, hybrid: bool) -> Any:
+    dense = np.asarray(point.vector, dtype=np.float32).tolist()
+    if not hybrid:
+        return dense
+    vectors: dict[str, Any] = {DENSE: dense}
+    if point.lexical:
+        vectors[LEXICAL] = qm.SparseVector(indices=point.lexical.indices, values=point.lexical.values)
+    return vectors
 
 
 def _tune_local_storage(client: QdrantClient, collection: str) -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -23,11 +24,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.services import bot_profile_credentials
+from minirag.lexical import document_vector
 from minirag.model_gateway import embed_texts
 from minirag.vectorstore import VectorPoint, collection_name, get_vector_store
 from sources.chunking import chunk_text
 from sources.loaders import LoadedDocument
 from sources.models import Chunk, Document, Source
+from sources.sections import sections
 
 # Fixed forever: changing it would change every chunk id.
 CHUNK_ID_NAMESPACE = uuid.UUID("6f1d2c1e-3b7a-5c55-9a51-2b8f6b0d7e41")
@@ -70,11 +73,13 @@ class IngestReport:
 def plan_chunks(
     source_id: uuid.UUID, documents: Sequence[LoadedDocument], *, size: int, overlap: int
 ) -> list[PlannedChunk]:
-    """Deterministic chunk ids for the source's documents; duplicates get distinct occurrences."""
+    """Deterministic chunk ids for the source's documents; duplicates get distinct occurrences.
+    Each section of a document (sources/sections.py) is chunked on its own, every chunk starting
+    with the section's heading trail, and still at most `size` characters."""
     occurrences: Counter[str] = Counter()
     planned: list[PlannedChunk] = []
     for document_index, document in enumerate(documents):
-        for text in chunk_text(document.text, size=size, overlap=overlap):
+        for text in _section_chunks(document.text, size=size, overlap=overlap):
             digest = content_hash(text)
             planned.append(
                 PlannedChunk(
@@ -87,6 +92,18 @@ def plan_chunks(
             )
             occurrences[digest] += 1
     return planned
+
+
+def _section_chunks(text: str, *, size: int, overlap: int) -> list[str]:
+    chunks = []
+    for section in sections(text):
+        header = section.header
+        if header and len(header) > size // 4:  # a trail must leave the chunk room for its text
+            header = header[: size // 4].rstrip()
+        room = size - len(header) - 1 if header else size
+        for piece in chunk_text(section.body, size=room, overlap=min(overlap, room - 1)):
+            chunks.append(f"{header}\n{piece}" if header else piece)
+    return chunks
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -110,6 +127,11 @@ def _payload(source: Source, document: Document, chunk: PlannedChunk) -> dict[st
         "url": document.url,
         "authority": source.authority,
     }
+
+
+def _point(source: Source, document: Document, chunk: PlannedChunk, vector: np.ndarray) -> VectorPoint:
+    """A chunk as the vector store keeps it: its embedding, its terms, and its payload."""
+    return VectorPoint(chunk.id, vector, _payload(source, document, chunk), lexical=document_vector(chunk.content))
 
 
 def _sync_documents(source: Source, documents: Sequence[LoadedDocument]) -> list[Document]:
@@ -178,7 +200,7 @@ def index_documents(
             prompt_tokens += embeddings.prompt_tokens
             store.ensure_collection(collection, embeddings.dimensions)
             points = [
-                VectorPoint(chunk.id, vector, _payload(source, document_rows[chunk.document_index], chunk))
+                _point(source, document_rows[chunk.document_index], chunk, vector)
                 for chunk, vector in zip(group, embeddings.vectors, strict=True)
             ]
             embedded_vectors.update(zip((chunk.id for chunk in group), embeddings.vectors, strict=True))
@@ -266,11 +288,7 @@ def _repair_and_move(
     }
     store.ensure_collection(collection, len(next(iter(vectors.values()))))
     store.upsert(
-        collection,
-        [
-            VectorPoint(chunk.id, vectors[chunk.id], _payload(source, document_rows[chunk.document_index], chunk))
-            for chunk in rewrite
-        ],
+        collection, [_point(source, document_rows[chunk.document_index], chunk, vectors[chunk.id]) for chunk in rewrite]
     )
 
 
@@ -323,3 +341,61 @@ def _commit_chunks(
         ["chunk_index", "document"],
         batch_size=500,
     )
+
+
+# --- Rebuilding the vector collections from the database ------------------------------------------
+
+REBUILD_BATCH = 500
+
+
+@dataclass(frozen=True)
+class RebuiltCollection:
+    name: str
+    points: int
+
+
+def rebuild_index(*, only_legacy: bool = False) -> list[RebuiltCollection]:
+    """Rebuild the vector collections from the chunks the database keeps (their text and their
+    stored embeddings): nothing is embedded again. Used by `manage.py reindex`, after which every
+    collection has the dense and lexical vectors of hybrid retrieval. `only_legacy` rebuilds only
+    collections made before hybrid retrieval (what `migrate` does on an upgrade). Each collection is
+    dropped and written again, so its searches find less while it runs: run it when upgrading."""
+    from tenants.tenancy import tenant_scope_disabled
+
+    store = get_vector_store()
+    rebuilt = []
+    with tenant_scope_disabled("reindex: the collections hold every tenant's chunks"):
+        indexed = Chunk.objects.filter(source__is_active=True, source__bot_profile__is_active=True)
+        models = sorted(set(indexed.values_list("embedding_model", flat=True)))
+        existing = set(store.collections())
+        for model in models:
+            name = collection_name(model)
+            if only_legacy and (name not in existing or store.is_hybrid(name)):
+                continue
+            store.drop_collection(name)
+            rebuilt.append(RebuiltCollection(name, _refill(name, indexed.filter(embedding_model=model))))
+        if not only_legacy:
+            # Collections no chunk points to any more (a model no bot uses): nothing to keep.
+            for name in existing - {collection_name(model) for model in models}:
+                store.drop_collection(name)
+    return rebuilt
+
+
+def _refill(collection: str, chunks: Any) -> int:
+    store = get_vector_store()
+    written = 0
+    batch: list[VectorPoint] = []
+    rows = chunks.select_related("source", "document").order_by("source_id", "chunk_index")
+    for row in rows.iterator(chunk_size=REBUILD_BATCH):
+        vector = vector_from_bytes(row.embedding)
+        if not written and not batch:
+            store.ensure_collection(collection, len(vector))
+        planned = PlannedChunk(row.id, 0, row.chunk_index, row.content, row.content_hash)
+        batch.append(_point(row.source, row.document, planned, vector))
+        if len(batch) >= REBUILD_BATCH:
+            store.upsert(collection, batch)
+            written, batch = written + len(batch), []
+    if batch:
+        store.upsert(collection, batch)
+        written += len(batch)
+    return written

@@ -6,14 +6,19 @@ sitemap or a crawl) shows `children_count` and the status and counts of the page
 
 from __future__ import annotations
 
+import threading
+import uuid
+from collections import OrderedDict
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from minirag.lexical import TermStatistics
 from minirag.lookups import get_by_id_or_404
-from sources.models import IN_FLIGHT_STATUSES, Source, SourceStatus
+from sources.models import IN_FLIGHT_STATUSES, Chunk, Source, SourceStatus
 from tenants.models import Tenant
+from tenants.tenancy import tenant_scope
 
 
 def _with_children_aggregates(sources: QuerySet[Source]) -> QuerySet[Source]:
@@ -80,3 +85,37 @@ def source_counts(tenant: Tenant) -> dict[str, Any]:
         "sources": {"total": sum(by_status.values()), "by_status": by_status},
         "chunks": sources.aggregate(total=Coalesce(Sum("chunk_count"), 0))["total"],
     }
+
+
+# --- The lexical statistics of a bot's knowledge ---------------------------------------------------
+
+_TERM_STATISTICS_CACHE_SIZE = 64
+_term_statistics: OrderedDict[tuple[str, str], TermStatistics] = OrderedDict()
+_term_statistics_lock = threading.Lock()
+
+
+def bot_term_statistics(*, tenant_id: uuid.UUID, bot_profile_id: uuid.UUID, version: str) -> TermStatistics:
+    """How many of the bot's searchable chunks (those of its active sources) hold each term.
+
+    Counted from the chunks in the database once per `version` (a digest of the bot's sources as
+    they stand: any ingestion, deletion or (de)activation changes it) and kept in this process for
+    the bot's next questions: computing it reads every chunk of the bot."""
+    key = (str(bot_profile_id), version)
+    with _term_statistics_lock:
+        if key in _term_statistics:
+            _term_statistics.move_to_end(key)
+            return _term_statistics[key]
+    with tenant_scope(tenant_id):
+        contents = (
+            Chunk.objects.filter(tenant_id=tenant_id, source__bot_profile_id=bot_profile_id, source__is_active=True)
+            .values_list("content", flat=True)
+            .iterator(chunk_size=2000)
+        )
+        statistics = TermStatistics.of(contents)
+    with _term_statistics_lock:
+        for stale in [k for k in _term_statistics if k[0] == key[0]]:
+            del _term_statistics[stale]
+        _term_statistics[key] = statistics
+        while len(_term_statistics) > _TERM_STATISTICS_CACHE_SIZE:
+            _term_statistics.popitem(last=False)
+    return statistics

@@ -148,6 +148,7 @@ def test_discovery_finds_every_minirag_command() -> None:
         "createtoken",
         "ingest",
         "migrate",
+        "reindex",
         "rotate_keys",
         "seed_demo",
     }

@@ -138,6 +138,8 @@ def _inline(element: Any, *, verbatim: bool = False) -> str:
             parts.append(f"\n{_render_table(child)}\n")
         elif child.tag == "code" and not _is_block_code(child):  # `a word of code` inside a sentence
             parts.append(_inline(child, verbatim=verbatim))
+        elif _is_block_code(child) and not verbatim:  # (code inside code is fenced once)
+            parts.append(f"\n{_fenced(child)}\n")
         elif child.tag in _NESTED_BLOCK_TAGS:  # paragraphs inside a quote, an item, a cell
             parts.append(f"\n{_inline(child)}\n")
         else:
@@ -165,6 +167,21 @@ def _render_table(element: Any) -> str:
     return "\n".join(rows)
 
 
+def _fenced(element: Any) -> str:
+    """A block of code between Markdown fences: its lines (a `# comment` among them) are code, never
+    headings or prose."""
+    return f"```\n{_inline(element).strip(chr(10))}\n```"
+
+
+def _heading(element: Any) -> str:
+    """A heading as a Markdown heading line of its level (`<h2>` → `## …`): ingestion cuts the page
+    into sections at these lines (sources/sections.py)."""
+    rend = element.get("rend") or ""
+    level = int(rend[1]) if len(rend) == 2 and rend[0] == "h" and rend[1] in "123456" else 2
+    text = " ".join(_inline(element).split())
+    return f"{'#' * level} {text}" if text else ""
+
+
 def _render_blocks(parent: Any, blocks: list[str]) -> None:
     if parent.text and parent.text.strip():
         blocks.append(parent.text)
@@ -175,10 +192,36 @@ def _render_blocks(parent: Any, blocks: list[str]) -> None:
             blocks.append(_render_table(child))
         elif child.tag in ("div", "section", "body"):
             _render_blocks(child, blocks)
+        elif child.tag == "head":
+            blocks.append(_heading(child))
+        elif _is_block_code(child):
+            blocks.append(_fenced(child))
         else:
             blocks.append(_inline(child))
         if child.tail and child.tail.strip():
             blocks.append(child.tail)
+
+
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_PERMALINK_MARKS = str.maketrans("", "", "\u00b6\U0001f517")  # the pilcrow and link symbol of heading anchors
+
+
+def _mark_headings(tree: Any) -> None:
+    """Turn every <h1>-<h6> into a paragraph that reads as a Markdown heading line ("## Caching").
+
+    trafilatura drops many documentation headings — short and link-dense, with their permalink
+    anchors, they look like navigation to it (all of the PostgreSQL manual's and Django's section
+    titles) — but a heading is what tells where one topic ends and the next begins, and what a
+    passage is about: ingestion cuts pages into sections at these lines (sources/sections.py)."""
+    for heading in [element for element in tree.iter(*_HEADING_TAGS)]:
+        text = " ".join(heading.text_content().translate(_PERMALINK_MARKS).split())
+        parent = heading.getparent()
+        if parent is None:
+            continue
+        paragraph = lxml_html.Element("p")
+        paragraph.text = f"{'#' * int(heading.tag[1])} {text}" if text else ""
+        paragraph.tail = heading.tail
+        parent.replace(heading, paragraph)
 
 
 def _main_content(tree: Any, url: str | None) -> str:
@@ -270,6 +313,8 @@ def extract_html(html: bytes | str, *, url: str | None = None, charset: str | No
     language = _language(tree)
     if language:
         metadata["language"] = language
+    title = _title(tree)  # before the headings become paragraphs: the first <h1> may be the title
+    _mark_headings(tree)
     element_count = sum(1 for _ in tree.iter())
     body = _main_content(tree, url) if element_count <= MAX_MAIN_CONTENT_ELEMENTS else ""
     metadata["extractor"] = "main-content"
@@ -278,4 +323,4 @@ def extract_html(html: bytes | str, *, url: str | None = None, charset: str | No
         if normalize_text(basic):
             body = basic
             metadata["extractor"] = "basic"
-    return finish(body, title=_title(tree), kind="html", metadata=metadata)
+    return finish(body, title=title, kind="html", metadata=metadata)

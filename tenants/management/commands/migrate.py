@@ -36,6 +36,9 @@ applies the tenant isolation policy to every table with a tenant_id (idempotentl
 covered without a migration) and grants the app role MINIRAG_DATABASE_APP_PRIVILEGES on every table.
 Without it, it migrates as DATABASE_URL's user and applies the policies if that user may.
 
+Then vector collections made before hybrid retrieval are rebuilt from the database (reindex
+--if-needed: stored embeddings reused, nothing embedded again).
+
 Prints Django's migration progress, then how many tenant tables got their policy.
 
 Example:
@@ -59,6 +62,28 @@ Example:
         if tables and options["verbosity"] >= 1:
             grantee = f"; {app_role} granted {settings.DATABASE_APP_PRIVILEGES}" if app_role else ""
             self.stdout.write(f"Row-level security applied to {len(tables)} tenant tables{grantee}.")
+        if not (options.get("plan") or options.get("check_unapplied")):
+            self._upgrade_vector_collections(options["verbosity"])
+
+    def _upgrade_vector_collections(self, verbosity: int) -> None:
+        """Vector collections made before hybrid retrieval are rebuilt from the database (`reindex
+        --if-needed`), so an upgrade needs no extra step. A vector store that cannot be reached is
+        not the database's problem: say what to run later, and succeed."""
+        from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
+        from sources.ingestion import rebuild_index
+
+        try:
+            rebuilt = rebuild_index(only_legacy=True)
+        except Exception as exc:
+            if not is_vector_store_outage(exc):
+                raise
+            self.stderr.write(
+                f"{vector_store_error_message(exc)} Run `python manage.py reindex --if-needed` once it is up."
+            )
+            return
+        for collection in rebuilt:
+            if verbosity >= 1:
+                self.stdout.write(f"Rebuilt {collection.name} for hybrid retrieval: {collection.points} points.")
 
     @staticmethod
     @contextmanager
