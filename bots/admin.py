@@ -1,8 +1,10 @@
 """Dashboard pages for bot profiles: settings (provider key write-only), the bot's sources and
-tokens, the embed snippet with a copy button, and a "Try it" page with the real widget."""
+tokens, the embed snippet with a copy button, a "Try it" page with the real widget, and a "Test
+retrieval" page (what the bot would search, find and decide for a question; bots/retrieval_test.py)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -11,10 +13,14 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from rest_framework.exceptions import APIException
 
 from bots.embed import bot_embed, public_base_url
 from bots.models import BotProfile
+from bots.retrieval_test import run_retrieval_test
+from bots.serializers import MAX_HISTORY_MESSAGES, RetrievalTestInputSerializer
 from bots.services import EDITABLE_FIELDS, bot_profile_create, bot_profile_deactivate, bot_profile_update
+from chat.serializers import MAX_MESSAGE_CHARS
 from minirag.dashboard.model_admin import (
     ADD,
     CHANGE,
@@ -25,6 +31,8 @@ from minirag.dashboard.model_admin import (
     acting_tenant,
     run_for_each,
 )
+from minirag.error_handlers import flatten_errors
+from minirag.errors import ApplicationError
 from sources.models import Source
 from tenants.models import ApiToken, Tenant
 from tenants.selectors import first_active_owner
@@ -66,6 +74,65 @@ class BotProfileForm(ServiceForm):
         if credentials is None:
             return bot_profile_update(tenant=tenant, bot=bot, **changes)
         return bot_profile_update(tenant=tenant, bot=bot, credentials=credentials, **changes)
+
+
+# "user: ..." or "assistant: ..." starts a turn; any other line continues the turn above it.
+TURN_LINE = re.compile(r"^\s*(user|assistant)\s*:\s?(.*)$", re.IGNORECASE)
+
+
+def parse_turns(text: str) -> list[dict[str, str]]:
+    """The preceding turns typed one per line, oldest first; raises ValidationError on a first
+    line that names no role."""
+    turns: list[dict[str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = TURN_LINE.match(line)
+        if match:
+            turns.append({"role": match[1].lower(), "content": match[2]})
+        elif turns:
+            turns[-1]["content"] += "\n" + line
+        elif line.strip():
+            raise forms.ValidationError(f'Line {number}: start each turn with "user:" or "assistant:".')
+    return [{"role": turn["role"], "content": turn["content"].strip()} for turn in turns]
+
+
+class RetrievalTestForm(forms.Form):
+    """The API's input (RetrievalTestInputSerializer), typed: the question, and the turns before it."""
+
+    question = forms.CharField(
+        max_length=MAX_MESSAGE_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        help_text="As a visitor would ask it.",
+    )
+    history = forms.CharField(
+        required=False,
+        strip=False,
+        label="Preceding turns",
+        widget=forms.Textarea(
+            attrs={"rows": 5, "cols": 80, "placeholder": "user: Do you ship abroad?\nassistant: Yes, to the EU."}
+        ),
+        help_text=(
+            'Optional, oldest first: one turn per line, starting with "user:" or "assistant:" (a line without '
+            f"one continues the turn above). At most {MAX_HISTORY_MESSAGES} turns; like a chat, only the bot's "
+            "last history_turns exchanges are used to resolve a follow-up question."
+        ),
+    )
+
+    def clean_history(self) -> list[dict[str, str]]:
+        return parse_turns(self.cleaned_data.get("history") or "")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        checked = RetrievalTestInputSerializer(data={"question": cleaned["question"], "history": cleaned["history"]})
+        if not checked.is_valid():
+            for key, messages in flatten_errors(checked.errors).items():
+                field, _, rest = key.partition(".")
+                where = f"Turn {int(rest.split('.')[0]) + 1}: " if rest[:1].isdigit() else ""
+                for message in messages:
+                    self.add_error(field if field in self.fields else None, where + message)
+        return cleaned
 
 
 class SourceInline(ReadOnlyInline):
@@ -110,7 +177,14 @@ class BotProfileAdmin(TenantModelAdmin):
             ("Retrieval", {"fields": ["top_k", "similarity_threshold", "chunk_size", "chunk_overlap"]}),
         ]
         credential_fields = ["api_key"] if obj is None else ["credentials_state", "api_key", "clear_credentials"]
-        fieldsets[1][1]["fields"] = ["model", "embedding_model", "temperature", "max_tokens", *credential_fields]
+        fieldsets[1][1]["fields"] = [
+            "model",
+            "embedding_model",
+            "rewrite_model",
+            "temperature",
+            "max_tokens",
+            *credential_fields,
+        ]
         if obj is not None:
             fieldsets.append(("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}))
         return self.without_tenant_field(request, fieldsets)
@@ -142,13 +216,58 @@ class BotProfileAdmin(TenantModelAdmin):
                 **(extra_context or {}),
                 "embed": bot_embed(bot=bot, base_url=public_base_url(request)),
                 "try_url": reverse("admin:bots_botprofile_try", args=[bot.pk]),
+                "retrieval_test_url": reverse("admin:bots_botprofile_retrieval_test", args=[bot.pk]),
                 "new_token_url": reverse("admin:tenants_apitoken_add") + f"?bot_profile={bot.pk}",
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self) -> list[URLPattern]:
-        extra = [path("<uuid:object_id>/try/", self.admin_site.admin_view(self.try_it), name="bots_botprofile_try")]
+        extra = [
+            path("<uuid:object_id>/try/", self.admin_site.admin_view(self.try_it), name="bots_botprofile_try"),
+            path(
+                "<uuid:object_id>/retrieval-test/",
+                self.admin_site.admin_view(self.retrieval_test),
+                name="bots_botprofile_retrieval_test",
+            ),
+        ]
         return extra + super().get_urls()
+
+    def retrieval_test(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """What the bot would search, find and decide for a question (POST runs the test; a GET
+        may prefill the question with ?question=). Records nothing; rate-limited with the API."""
+        bot = self.get_object(request, str(object_id))
+        if bot is None or not self.has_view_permission(request, bot):
+            self._get_obj_does_not_exist_redirect(request, self.opts, str(object_id))
+        report: dict[str, Any] | None = None
+        if request.method == "POST":
+            form = RetrievalTestForm(request.POST)
+            if form.is_valid():
+                tenant = acting_tenant(request, bot)
+                try:
+                    with tenant_scope(tenant):
+                        report = run_retrieval_test(
+                            tenant_id=tenant.pk,
+                            bot=bot,
+                            question=form.cleaned_data["question"],
+                            history=form.cleaned_data["history"],
+                        )
+                except ApplicationError as exc:
+                    form.add_error(None, exc.detail)
+                except APIException as exc:  # the rate limit
+                    form.add_error(None, str(exc.detail))
+        else:
+            form = RetrievalTestForm(initial={"question": request.GET.get("question", "")[:MAX_MESSAGE_CHARS]})
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": f"Test retrieval: {bot.name}",
+            "opts": self.opts,
+            "original": bot,
+            "bot": bot,
+            "form": form,
+            "report": report,
+            "passed_count": sum(1 for chunk in report["chunks"] if chunk["passed"]) if report else 0,
+        }
+        return TemplateResponse(request, "admin/bots/botprofile/retrieval_test.html", context)
 
     def try_it(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The real widget, on this page, with a 30-minute token that works only here."""

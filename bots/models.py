@@ -32,6 +32,8 @@ class BotProfile(TenantOwnedModel):
     description = models.TextField(blank=True, default="")
     model = models.CharField(max_length=200, default=default_chat_model)
     embedding_model = models.CharField(max_length=200, default=default_embedding_model)
+    # Condenses follow-up questions before searching (chat/followups.py); blank: the chat model.
+    rewrite_model = models.CharField(max_length=200, blank=True, default="")
     system_prompt = models.TextField(default=DEFAULT_SYSTEM_PROMPT)
     temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_tokens = models.PositiveIntegerField(

@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from bots.models import DEFAULT_REFUSAL_MESSAGE, DEFAULT_SYSTEM_PROMPT, BotProfile
+from chat.serializers import MAX_MESSAGE_CHARS
 from minirag.serializer_fields import FiniteFloatField, OptionalBooleanField, StrictCharField, StrictIntegerField
 
 
@@ -22,6 +23,7 @@ class BotProfileSerializer(serializers.ModelSerializer):
             "description",
             "model",
             "embedding_model",
+            "rewrite_model",
             "system_prompt",
             "temperature",
             "max_tokens",
@@ -53,6 +55,12 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
     description = StrictCharField(required=False, allow_blank=True, max_length=10_000)
     model = StrictCharField(max_length=200, required=False)
     embedding_model = StrictCharField(max_length=200, required=False)
+    rewrite_model = StrictCharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="The model that condenses follow-up questions before searching; blank: the chat model.",
+    )
     system_prompt = StrictCharField(required=False, allow_blank=True, max_length=32_000, trim_whitespace=False)
     temperature = FiniteFloatField(min_value=0.0, max_value=2.0, required=False)
     max_tokens = StrictIntegerField(min_value=1, max_value=128_000, required=False)
@@ -101,3 +109,87 @@ class EmbedSerializer(serializers.Serializer):
     element_snippet = serializers.CharField(help_text="The script plus a <minirag-widget> element.")
     token = EmbedTokenSerializer(allow_null=True, help_text="The bot token in the snippet; null if none.")
     warnings = serializers.ListField(child=serializers.CharField(), help_text="What to fix before going live.")
+
+
+# --- The retrieval test (bots/retrieval_test.py) ----------------------------------------------
+
+# The preceding turns a test may carry: the largest history window a bot can have (50 exchanges).
+MAX_HISTORY_MESSAGES = 100
+
+
+class PrecedingTurnSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    content = StrictCharField(min_length=1, max_length=MAX_MESSAGE_CHARS, allow_blank=True, trim_whitespace=False)
+
+    def validate_content(self, value: str) -> str:
+        # Empty and blank alike: one readable message.
+        if not value.strip():
+            raise serializers.ValidationError("The message is empty.")
+        return value
+
+
+class RetrievalTestInputSerializer(serializers.Serializer):
+    question = StrictCharField(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        allow_blank=True,  # "" gets the same message as blanks (validate_question)
+        trim_whitespace=False,
+        help_text="As a visitor would ask it.",
+    )
+    history = PrecedingTurnSerializer(
+        many=True,
+        required=False,
+        max_length=MAX_HISTORY_MESSAGES,
+        help_text=(
+            "The turns before the question, oldest first (at most "
+            f"{MAX_HISTORY_MESSAGES}); like a chat, only the bot's last `history_turns` exchanges are used."
+        ),
+    )
+
+    def validate_question(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The question is empty.")
+        return value
+
+
+class RetrievalTestChunkSerializer(serializers.Serializer):
+    chunk_id = serializers.CharField()
+    source_id = serializers.CharField(allow_null=True)
+    source_name = serializers.CharField(allow_blank=True)
+    title = serializers.CharField(allow_blank=True)
+    url = serializers.CharField(allow_blank=True)
+    content = serializers.CharField(help_text="The whole chunk.")
+    authority = serializers.CharField(allow_null=True, help_text="mandatory, guideline, informational or null.")
+    origin = serializers.ChoiceField(
+        choices=["local", "nyxcore"], help_text="The bot's own index or an external service."
+    )
+    score = serializers.FloatField(help_text="The score a chat cites: the cosine similarity, or the service's own.")
+    dense_score = serializers.FloatField(allow_null=True, help_text="Cosine similarity to the question (local).")
+    lexical_score = serializers.FloatField(allow_null=True, help_text="BM25 for the question (local).")
+    fused_score = serializers.FloatField(
+        allow_null=True, help_text="Reciprocal-rank-fusion score; null for external results or a dense-only search."
+    )
+    coverage = serializers.FloatField(
+        allow_null=True, help_text="Share of the question's distinctive words in the chunk, 0-1 (local)."
+    )
+    passed = serializers.BooleanField(help_text="Whether it holds enough evidence to answer from.")
+    reason = serializers.CharField(help_text="Why it passed or not.")
+    prompt_position = serializers.IntegerField(
+        allow_null=True, help_text="Its [n] in the prompt; null when it did not pass or the context was full."
+    )
+
+
+class RetrievalTestSerializer(serializers.Serializer):
+    question = serializers.CharField(help_text="As asked.")
+    searched_question = serializers.CharField(help_text="As searched: a follow-up resolved against the turns.")
+    rewrite_method = serializers.CharField(help_text='How it was resolved: "as asked", "offline" or "model".')
+    history_used = serializers.IntegerField(help_text="Preceding messages handed to the resolver (the bot's window).")
+    threshold = serializers.FloatField(help_text="The bot's similarity_threshold.")
+    refused = serializers.BooleanField(help_text="Whether the turn would be answered with the refusal message.")
+    refusal_reason = serializers.CharField(allow_blank=True, help_text="Why; empty when not refused.")
+    embed_ms = serializers.IntegerField()
+    search_ms = serializers.IntegerField()
+    warnings = serializers.ListField(child=serializers.CharField())
+    chunks = RetrievalTestChunkSerializer(
+        many=True, help_text="The local chunks in the hybrid search's order, then the external results used."
+    )

@@ -22,6 +22,7 @@ EDITABLE_FIELDS = frozenset(
         "description",
         "model",
         "embedding_model",
+        "rewrite_model",
         "system_prompt",
         "temperature",
         "max_tokens",
@@ -42,7 +43,7 @@ def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
     if unknown:
         raise InvalidInputError(f"Unknown bot profile fields: {', '.join(sorted(unknown))}.")
     for field, value in attributes.items():
-        setattr(bot, field, value.strip() if field in ("name", "model", "embedding_model") else value)
+        setattr(bot, field, value.strip() if field in ("name", "model", "embedding_model", "rewrite_model") else value)
 
 
 def _encrypt_credentials(credentials: dict[str, Any] | None) -> str:
@@ -66,7 +67,7 @@ def _encrypt_credentials(credentials: dict[str, Any] | None) -> str:
 def _check_model_destinations(bot: BotProfile, fields: set[str]) -> None:
     """A model is an outbound destination: refuse one the egress policy forbids before it is saved (and
     the gateway checks every connection again at call time)."""
-    for field, purpose in (("model", "chat"), ("embedding_model", "embedding")):
+    for field, purpose in (("model", "chat"), ("embedding_model", "embedding"), ("rewrite_model", "chat")):
         if field in fields and getattr(bot, field):
             try:
                 check_model_destination(getattr(bot, field), purpose=purpose)
@@ -85,7 +86,7 @@ def bot_profile_create(*, tenant: Tenant, credentials: dict[str, Any] | None = N
     _apply(bot, attributes)
     bot.credentials_ciphertext = _encrypt_credentials(credentials)
     bot.full_clean()
-    _check_model_destinations(bot, {"model", "embedding_model"})
+    _check_model_destinations(bot, {"model", "embedding_model", "rewrite_model"})
     bot.save()
     return bot
 

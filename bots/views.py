@@ -14,13 +14,16 @@ from rest_framework.response import Response
 from bots import selectors, services
 from bots.embed import bot_embed, public_base_url
 from bots.models import BotProfile
+from bots.retrieval_test import run_retrieval_test
 from bots.serializers import (
     BotProfileCreateInputSerializer,
     BotProfileSerializer,
     BotProfileUpdateInputSerializer,
     EmbedSerializer,
+    RetrievalTestInputSerializer,
+    RetrievalTestSerializer,
 )
-from minirag.openapi import ERROR_RESPONSES
+from minirag.openapi import ERROR_RESPONSES, ErrorSerializer
 from tenants.api import TenantViewSet
 from tenants.models import Role
 
@@ -32,9 +35,13 @@ class BotProfileViewSet(TenantViewSet):
     input_serializer_classes = {
         "create": BotProfileCreateInputSerializer,
         "partial_update": BotProfileUpdateInputSerializer,
+        "retrieval_test": RetrievalTestInputSerializer,
     }
     queryset = BotProfile.objects.all()  # for the schema's model; requests use get_queryset()
-    minimum_roles = {"embed": Role.ADMIN}  # the snippet carries a bot token
+    minimum_roles = {
+        "embed": Role.ADMIN,  # the snippet carries a bot token
+        "retrieval_test": Role.ADMIN,  # shows the bot's whole chunks, and embeds on every call
+    }
 
     def get_queryset(self) -> Any:
         return selectors.bot_profile_list(tenant=self.tenant)
@@ -81,3 +88,22 @@ class BotProfileViewSet(TenantViewSet):
             bot=self.get_object(), base_url=public_base_url(request), token_id=request.query_params.get("token_id")
         )
         return Response(EmbedSerializer(embed).data)
+
+    @extend_schema(
+        operation_id="bot_profiles_retrieval_test",
+        request=RetrievalTestInputSerializer,
+        responses={200: RetrievalTestSerializer, 502: ErrorSerializer, 503: ErrorSerializer, **ERROR_RESPONSES},
+    )
+    @action(detail=True, methods=["post"], url_path="retrieval-test")
+    def retrieval_test(self, request: Request, pk: str) -> Response:
+        """What the bot would search, find and decide for a question (after optional preceding
+        turns): the question as searched, every chunk the hybrid search returned with its dense,
+        lexical and fused scores, which passed and why, and whether the turn would be refused.
+        Nothing is recorded and no model answers; an inactive bot can be tested too. Rate-limited
+        per tenant (429 + Retry-After); 502/503 when the embedding model or the vector store fails."""
+        bot = self.get_object()  # another tenant's bot: 404 before the body is read
+        data = self.validated_input()
+        report = run_retrieval_test(
+            tenant_id=self.tenant.pk, bot=bot, question=data["question"], history=data.get("history") or []
+        )
+        return Response(RetrievalTestSerializer(report).data)

@@ -12,7 +12,17 @@ from minirag.dashboard.model_admin import ReadOnlyInline, TenantModelAdmin
 
 class MessageInline(ReadOnlyInline):
     model = Message
-    fields = ["role", "content", "feedback", "outcome", "model", "prompt_tokens", "completion_tokens", "created_at"]
+    fields = [
+        "role",
+        "content",
+        "searched_question",
+        "feedback",
+        "outcome",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "created_at",
+    ]
     readonly_fields = fields
     ordering = ["created_at"]
     show_change_link = False
@@ -66,6 +76,7 @@ class MessageAdmin(TenantModelAdmin):
         "chat",
         "role",
         "content",
+        "searched_question",
         "feedback",
         "outcome",
         "model",

@@ -67,6 +67,9 @@ class Message(TenantOwnedModel):
     model = models.CharField(max_length=200, blank=True, default="")
     chunk_ids = models.JSONField(default=list, blank=True)
     sources = models.JSONField(default=list, blank=True)
+    # The question the knowledge was searched with: the visitor's message, or a follow-up resolved
+    # against the conversation (chat/followups.py). Shows why an answer came out as it did.
+    searched_question = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

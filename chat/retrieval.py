@@ -1,24 +1,34 @@
-"""Retrieval for a chat turn: the bot's own indexed chunks (Qdrant, filtered by tenant and bot,
-inactive sources excluded, above the bot's similarity floor) and its external `nyxcore` search
-sources, merged and ordered by authority, then score."""
+"""Retrieval for a chat turn: the bot's own indexed chunks (Qdrant's hybrid search, filtered by
+tenant and bot, inactive sources excluded) that hold evidence for the question (chat/evidence.py),
+and its external `nyxcore` search sources, merged and ordered by authority, then relevance.
+
+Every local chunk the search returned is kept as a `Candidate` with its scores and the verdict on
+it, whether it passed or not: the retrieval test (`POST /v1/bot-profiles/{id}/retrieval-test`)
+shows them to operators."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 
 from bots.models import BotProfile
 from bots.services import bot_profile_credentials
+from chat.evidence import assess
+from chat.followups import SearchedQuestion, question_to_search
+from minirag import lexical
 from minirag.db import releasing_connection
 from minirag.model_gateway import embed_texts
 from minirag.vectorstore import collection_name, get_vector_store
 from sources import nyxcore
 from sources.models import Source, SourceStatus, SourceType
+from sources.selectors import bot_term_statistics
 from sources.services import source_secrets
 from tenants.tenancy import tenant_scope
 
@@ -49,12 +59,35 @@ class RetrievedChunk:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A local chunk the hybrid search returned, with the evidence weighed on it."""
+
+    chunk: RetrievedChunk  # chunk.score: the cosine similarity (dense)
+    lexical: float  # BM25 of the chunk for the question, IDF over the bot's chunks
+    coverage: float  # the share of the question's distinctive words the chunk holds (0..1)
+    fused: float | None  # its reciprocal-rank-fusion score (None: dense-only search)
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class Retrieval:
     chunks: list[RetrievedChunk]
     best_local_score: float | None = None
     search_ms: int = 0
     embed_ms: int = 0
     warnings: list[str] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    searched: SearchedQuestion | None = None  # the question as searched (chat/followups.py)
+
+    @property
+    def refusal_reason(self) -> str:
+        """Why the turn is refused ("" when it is not)."""
+        if self.chunks:
+            return ""
+        if not self.candidates:
+            return "The bot's knowledge holds nothing to search yet." if not self.warnings else "Nothing was found."
+        return f"No chunk holds enough evidence; the best one: {self.candidates[0].reason}."
 
 
 @dataclass(frozen=True)
@@ -68,13 +101,22 @@ class _BotSearchPlan:
     has_local_sources: bool
     inactive_source_ids: list[str]
     external: list[nyxcore.SearchTarget]
+    term_statistics: lexical.TermStatistics | None
 
 
 def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
     with tenant_scope(tenant_id):
         sources = list(
             Source.objects.filter(tenant_id=tenant_id, bot_profile=bot, is_active=True).values(
-                "id", "source_type", "status", "config", "authority", "config_secrets_ciphertext", "name"
+                "id",
+                "source_type",
+                "status",
+                "config",
+                "authority",
+                "config_secrets_ciphertext",
+                "name",
+                "updated_at",
+                "chunk_count",
             )
         )
         # Deactivating a source removes its vectors; excluding inactive sources here as well
@@ -99,6 +141,12 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
             for row in sources
             if row["source_type"] == SourceType.NYXCORE and row["status"] == SourceStatus.READY
         ]
+    local_sources = [row for row in sources if row["source_type"] != SourceType.NYXCORE]
+    # The bot's sources as they stand: any ingestion, deletion or (de)activation changes this.
+    version = hashlib.blake2b(
+        repr(sorted((str(r["id"]), r["updated_at"].isoformat(), r["chunk_count"]) for r in local_sources)).encode(),
+        digest_size=16,
+    ).hexdigest()
     return _BotSearchPlan(
         tenant_id=tenant_id,
         bot_profile_id=bot.pk,
@@ -106,16 +154,33 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
         api_key=bot_profile_credentials(bot).get("api_key"),
         top_k=bot.top_k,
         similarity_threshold=bot.similarity_threshold,
-        has_local_sources=any(row["source_type"] != SourceType.NYXCORE for row in sources),
+        has_local_sources=bool(local_sources),
         inactive_source_ids=inactive,
         external=external,
+        term_statistics=(
+            bot_term_statistics(tenant_id=tenant_id, bot_profile_id=bot.pk, version=version) if local_sources else None
+        ),
     )
 
 
-def _local_search(plan: _BotSearchPlan, question: str) -> tuple[list[RetrievedChunk], float | None, int, int]:
-    """(chunks above the floor, best score of all, embed ms, search ms)."""
-    if not plan.has_local_sources:
-        return [], None, 0, 0
+@dataclass(frozen=True)
+class _LocalResult:
+    candidates: list[Candidate]
+    embed_ms: int = 0
+    search_ms: int = 0
+
+    @property
+    def chunks(self) -> list[RetrievedChunk]:
+        return [candidate.chunk for candidate in self.candidates if candidate.passed]
+
+    @property
+    def best_score(self) -> float | None:
+        return max((candidate.chunk.score for candidate in self.candidates), default=None)
+
+
+def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
+    if not plan.has_local_sources or plan.term_statistics is None:
+        return _LocalResult([])
     began = time.perf_counter()
     vector = embed_texts([question], model=plan.embedding_model, api_key=plan.api_key).vectors[0]
     embedded = time.perf_counter()
@@ -124,13 +189,15 @@ def _local_search(plan: _BotSearchPlan, question: str) -> tuple[list[RetrievedCh
         vector,
         tenant_id=plan.tenant_id,
         bot_profile_id=plan.bot_profile_id,
+        lexical_query=lexical.query_vector(question, plan.term_statistics),
         exclude_source_ids=plan.inactive_source_ids,
         limit=plan.top_k,
     )
     searched = time.perf_counter()
-    best = hits[0].score if hits else None
-    chunks = [
-        RetrievedChunk(
+    question_terms = lexical.terms(question)
+    candidates = []
+    for hit in hits:
+        chunk = RetrievedChunk(
             chunk_id=hit.id,
             content=str(hit.payload.get("content", "")),
             score=hit.score,
@@ -140,10 +207,19 @@ def _local_search(plan: _BotSearchPlan, question: str) -> tuple[list[RetrievedCh
             url=str(hit.payload.get("url", "")),
             authority=_local_authority(hit.payload.get("authority")),
         )
-        for hit in hits
-        if hit.score >= plan.similarity_threshold
-    ]
-    return chunks, best, round((embedded - began) * 1000), round((searched - embedded) * 1000)
+        found = lexical.match(question_terms, chunk.content, plan.term_statistics)
+        verdict = assess(dense=hit.score, coverage=found.coverage, threshold=plan.similarity_threshold)
+        candidates.append(
+            Candidate(
+                chunk=chunk,
+                lexical=found.score,
+                coverage=found.coverage,
+                fused=hit.fused,
+                passed=verdict.passed,
+                reason=verdict.reason,
+            )
+        )
+    return _LocalResult(candidates, round((embedded - began) * 1000), round((searched - embedded) * 1000))
 
 
 def _local_authority(value: object) -> str | None:
@@ -151,8 +227,30 @@ def _local_authority(value: object) -> str | None:
     return value if value in ("mandatory", "guideline") else None
 
 
-async def retrieve(*, tenant_id: uuid.UUID, bot: BotProfile, question: str) -> Retrieval:
+def ordered(local: list[RetrievedChunk], external: list[RetrievedChunk]) -> list[RetrievedChunk]:
+    """By authority first (mandatory, guideline, informational, then plain local chunks: the v1
+    order), then by relevance. Local chunks keep the order the hybrid search gave them (it weighs
+    words and meaning; their `score`, the cosine, is one half of that); external results are
+    ranked by their own score; where both share an authority they are merged by score."""
+    merged: list[RetrievedChunk] = []
+    for rank in sorted({chunk.rank for chunk in (*local, *external)}):
+        mine = [chunk for chunk in local if chunk.rank == rank]
+        theirs = sorted((chunk for chunk in external if chunk.rank == rank), key=lambda chunk: -chunk.score)
+        while mine or theirs:
+            take_mine = bool(mine) and (not theirs or mine[0].score >= theirs[0].score)
+            merged.append((mine if take_mine else theirs).pop(0))
+    return merged
+
+
+async def retrieve(
+    *, tenant_id: uuid.UUID, bot: BotProfile, question: str, history: Sequence[dict[str, str]] = ()
+) -> Retrieval:
+    """The evidence for `question`, asked after `history` (a follow-up is resolved against it first)."""
     plan = await sync_to_async(releasing_connection(_search_plan))(tenant_id, bot)
+    searched = await question_to_search(
+        bot=bot, history=history, question=question, statistics=plan.term_statistics, api_key=plan.api_key
+    )
+    question = searched.text
     # Embedding and the vector search are CPU and I/O bound: off the event loop, in parallel
     # with the external searches.
     local = sync_to_async(_local_search, thread_sensitive=False)(plan, question)
@@ -161,7 +259,7 @@ async def retrieve(*, tenant_id: uuid.UUID, bot: BotProfile, question: str) -> R
     local_result, *external_results = results
     if isinstance(local_result, BaseException):
         raise local_result
-    chunks, best, embed_ms, search_ms = local_result
+    external_chunks: list[RetrievedChunk] = []
     warnings: list[str] = []
     for target, result in zip(plan.external, external_results, strict=True):
         if isinstance(result, BaseException):
@@ -169,7 +267,7 @@ async def retrieve(*, tenant_id: uuid.UUID, bot: BotProfile, question: str) -> R
             logger.warning("External search %s failed: %s", target.source_id, result)
             warnings.append(f"{target.name}: {getattr(result, 'message', result)}")
             continue
-        chunks.extend(
+        external_chunks.extend(
             RetrievedChunk(
                 chunk_id=hit.chunk_id,
                 content=hit.content,
@@ -182,5 +280,12 @@ async def retrieve(*, tenant_id: uuid.UUID, bot: BotProfile, question: str) -> R
             )
             for hit in result
         )
-    chunks.sort(key=lambda chunk: (chunk.rank, -chunk.score))
-    return Retrieval(chunks=chunks, best_local_score=best, search_ms=search_ms, embed_ms=embed_ms, warnings=warnings)
+    return Retrieval(
+        chunks=ordered(local_result.chunks, external_chunks),
+        best_local_score=local_result.best_score,
+        search_ms=local_result.search_ms,
+        embed_ms=local_result.embed_ms,
+        warnings=warnings,
+        candidates=local_result.candidates,
+        searched=searched,
+    )

@@ -31,8 +31,9 @@ class ChatSerializer(serializers.ModelSerializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """The v1 Message, plus the assistant's citations (`sources`) and how the turn ended
-    (`outcome`: answered, refused, partial)."""
+    """The v1 Message, plus the assistant's citations (`sources`), how the turn ended (`outcome`:
+    answered, refused, partial) and the question the knowledge was searched with
+    (`searched_question`: a follow-up resolved against the conversation; empty on user messages)."""
 
     chat_id = serializers.UUIDField(read_only=True)
     feedback = serializers.CharField(read_only=True, allow_null=True)
@@ -58,6 +59,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
             "sources",
             "outcome",
+            "searched_question",
         ]
         read_only_fields = fields
 

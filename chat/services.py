@@ -119,6 +119,7 @@ class AnswerRecord:
     time_to_first_token_ms: int | None = None
     streamed: bool = False
     best_score: float | None = None
+    searched_question: str = ""  # the question as the knowledge was searched (chat/followups.py)
 
 
 def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
@@ -137,6 +138,7 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
             model=answer.model,
             chunk_ids=[chunk.chunk_id for chunk in answer.chunks],
             sources=[citation(chunk) for chunk in answer.chunks],
+            searched_question=answer.searched_question,
         )
         UsageEvent.objects.create(
             tenant_id=turn.tenant_id,

@@ -89,14 +89,19 @@ def _refusal(turn: PreparedTurn, retrieval: Retrieval, streamed: bool) -> Answer
         model=turn.bot.model,
         streamed=streamed,
         best_score=retrieval.best_local_score,
+        searched_question=_searched(retrieval),
     )
+
+
+def _searched(retrieval: Retrieval) -> str:
+    return retrieval.searched.text if retrieval.searched else ""
 
 
 async def _retrieve(turn: PreparedTurn, *, streamed: bool) -> Retrieval:
     """The turn's retrieval. A failure of the embedding model is re-raised as is; a vector store
     outage becomes KnowledgeUnavailableError. Either is counted in the usage first."""
     try:
-        return await retrieve(tenant_id=turn.tenant_id, bot=turn.bot, question=turn.question)
+        return await retrieve(tenant_id=turn.tenant_id, bot=turn.bot, question=turn.question, history=turn.history)
     except ModelError as error:  # the embedding model failed
         await _record_failure(turn, model=turn.bot.embedding_model, error=error.message, streamed=streamed)
         raise
@@ -147,6 +152,7 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
         best_score=retrieval.best_local_score,
+        searched_question=_searched(retrieval),
     )
     message = await _record_answer(turn, record)
     return _response(turn, message, used)
@@ -266,12 +272,12 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await generation.aclose()
             if parts:
-                await _shielded(record_answer, turn, _partial(turn, parts, used, first_token_ms))
+                await _shielded(record_answer, turn, _partial(turn, parts, used, first_token_ms, _searched(retrieval)))
 
     if failure is not None:
         # The model failed mid-answer: keep what it said, count the failure, say why it stopped.
         if parts:
-            await _record_answer(turn, _partial(turn, parts, used, first_token_ms))
+            await _record_answer(turn, _partial(turn, parts, used, first_token_ms, _searched(retrieval)))
         await _record_failure(turn, model=bot.model, error=failure.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(failure, turn).detail})
         return
@@ -286,13 +292,14 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         time_to_first_token_ms=first_token_ms,
         streamed=True,
         best_score=retrieval.best_local_score,
+        searched_question=_searched(retrieval),
     )
     message = await _record_answer(turn, record)
     yield sse("done", _done(turn, message))
 
 
 def _partial(
-    turn: PreparedTurn, parts: list[str], used: list[RetrievedChunk], first_token_ms: int | None
+    turn: PreparedTurn, parts: list[str], used: list[RetrievedChunk], first_token_ms: int | None, searched: str
 ) -> AnswerRecord:
     text = "".join(parts)
     return AnswerRecord(
@@ -303,6 +310,7 @@ def _partial(
         completion_tokens=len(text.split()),  # the provider's count arrives only at the end
         time_to_first_token_ms=first_token_ms,
         streamed=True,
+        searched_question=searched,
     )
 
 

@@ -340,6 +340,8 @@ THROTTLE_RATES: dict[str, str] = {
     "login": env.str("MINIRAG_LOGIN_RATE", default="20/minute"),
     # Wrong current passwords per account (changing one's own email or password), not per address.
     "current_password": env.str("MINIRAG_CURRENT_PASSWORD_RATE", default="10/hour"),
+    # Retrieval tests per tenant (API and dashboard together): each one embeds a question.
+    "retrieval_test": env.str("MINIRAG_RETRIEVAL_TEST_RATE", default="30/minute"),
 }
 
 # Chat messages through bot (widget) tokens, counted in sliding windows in the shared cache

@@ -31,7 +31,15 @@ CONTRACT_KEYS = {
     "created_at",
     "updated_at",
 }
-EXTENSION_KEYS = {"top_k", "similarity_threshold", "refusal_message", "chunk_size", "chunk_overlap", "history_turns"}
+EXTENSION_KEYS = {
+    "top_k",
+    "similarity_threshold",
+    "refusal_message",
+    "chunk_size",
+    "chunk_overlap",
+    "history_turns",
+    "rewrite_model",
+}
 
 
 def stored_ciphertext(bot_id: str) -> str:

@@ -310,6 +310,67 @@ def test_a_bot_is_created_and_changed_with_a_write_only_provider_key(alpha: Tena
     assert invalid.status_code == 200 and "temperature" in invalid.context["adminform"].form.errors
 
 
+def test_an_admin_tests_retrieval_from_the_bots_page(alpha: TenantWorld, settings: Any) -> None:
+    client = tenant_client(alpha, "admin")
+    url = reverse("admin:bots_botprofile_retrieval_test", args=[alpha.bot.pk])
+    assert f'href="{url}"' in client.get(admin_url(BotProfile, "change", alpha.bot.pk)).content.decode()
+    page = client.get(url, {"question": "Refunds?"})
+    assert page.status_code == 200 and page.context["form"].initial["question"] == "Refunds?"
+    with tenant_scope(alpha.tenant):
+        before = (Chat.objects.count(), Message.objects.count(), UsageEvent.objects.count())
+
+    answered = client.post(
+        url,
+        {"question": "How long do refunds at alpha take?", "history": "user: Hello\nassistant: Hi!\nHow can I help?"},
+    )
+    assert answered.status_code == 200, answered.content[:2000]
+    report = answered.context["report"]
+    assert report["refused"] is False and report["history_used"] == 2
+    html = answered.content.decode()
+    assert 'data-verdict="answered"' in html
+    assert "Refunds at alpha take five working days." in html  # the chunk, in full
+    handbook = next(chunk for chunk in report["chunks"] if chunk["source_name"] == "alpha handbook")
+    assert handbook["passed"] and f'data-chunk-id="{handbook["chunk_id"]}" data-passed="true"' in html
+    assert str(handbook["dense_score"]) in html and str(handbook["lexical_score"]) in html
+
+    refused = client.post(url, {"question": "Who won the football world cup in 1954?", "history": ""})
+    html = refused.content.decode()
+    assert refused.context["report"]["refused"] is True and 'data-verdict="refused"' in html
+    assert "No chunk holds enough evidence" in html
+    with tenant_scope(alpha.tenant):
+        assert (Chat.objects.count(), Message.objects.count(), UsageEvent.objects.count()) == before
+
+    bad = client.post(url, {"question": "Refunds?", "history": "Hello there"})
+    assert bad.context["report"] is None
+    assert bad.context["form"].errors["history"] == ['Line 1: start each turn with "user:" or "assistant:".']
+    blank = client.post(url, {"question": "   ", "history": "user: hi\nassistant:  "})
+    assert blank.context["report"] is None
+    assert set(blank.context["form"].errors) == {"question", "history"}
+    assert blank.context["form"].errors["history"] == ["Turn 2: The message is empty."]
+
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "retrieval_test": "1/minute"}
+    client.post(url, {"question": "Refunds?"})
+    limited = client.post(url, {"question": "Refunds?"})
+    assert limited.context["report"] is None
+    assert "Too many retrieval tests" in limited.context["form"].non_field_errors()[0]
+
+
+def test_retrieval_tests_stay_in_the_tenant(alpha: TenantWorld, beta: TenantWorld, operator_client: Client) -> None:
+    beta_url = reverse("admin:bots_botprofile_retrieval_test", args=[beta.bot.pk])
+    client = tenant_client(alpha, "owner")
+    assert client.get(beta_url).status_code == 404
+    assert client.post(beta_url, {"question": "How long do refunds at beta take?"}).status_code == 404
+    member = Client()
+    member.force_login(alpha.member)
+    alpha_url = reverse("admin:bots_botprofile_retrieval_test", args=[alpha.bot.pk])
+    for response in (member.get(alpha_url), member.post(alpha_url, {"question": "Refunds?"})):
+        assert response.status_code == 302 and response["Location"].startswith("/dashboard/login/")
+    # An operator tests any tenant's bot, acting for that tenant.
+    tested = operator_client.post(beta_url, {"question": "How long do refunds at beta take?"})
+    assert tested.status_code == 200 and tested.context["report"]["refused"] is False
+    assert "alpha" not in " ".join(chunk["content"] for chunk in tested.context["report"]["chunks"])
+
+
 def test_sources_are_added_through_the_services_and_ingested(
     alpha: TenantWorld, django_capture_on_commit_callbacks: Any, settings: Any
 ) -> None:

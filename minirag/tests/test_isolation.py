@@ -152,7 +152,8 @@ def test_the_suite_sees_the_routes_it_must_cover() -> None:
     names = {route.name for route in v1_routes()}
     expected = {
         "tenant-bootstrap", "tenant-me", "auth-login", "auth-me", "user-list", "user-detail", "api-token-list",
-        "api-token-detail", "bot-profile-list", "bot-profile-detail", "system-health", "system-health-detailed",
+        "api-token-detail", "bot-profile-list", "bot-profile-detail", "bot-profile-embed",
+        "bot-profile-retrieval-test", "system-health", "system-health-detailed",
         "source-list", "source-detail", "source-batch", "source-upload", "source-children", "source-ingest",
         "source-ingest-children", "source-events", "source-tenant-events", "chat", "chat-bulk-export",
         "chat-detail", "chat-messages", "chat-feedback", "chat-export", "stats-pricing", "stats-overview",

@@ -138,6 +138,7 @@ LOCAL_BY_DEFAULT = {
     "docker_model_runner/x": ("model", "localhost (port 22088)"),
     "langgraph/x": ("model", "localhost (port 2024)"),
     "ollama/nomic-embed-text": ("embedding_model", "localhost (port 11434)"),
+    "ollama_chat/qwen2.5": ("rewrite_model", "localhost (port 11434)"),
 }
 
 
