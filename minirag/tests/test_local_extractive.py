@@ -90,6 +90,13 @@ def assert_grounded(answer: ExtractiveAnswer, items: Sequence[ContextItem]) -> N
         last_position[number] = position
 
 
+def plain(markdown: str) -> str:
+    """A Markdown text without its inline marks, as answers quote it."""
+    from minirag.local_models.extractive import plain_text
+
+    return "\n".join(plain_text(line) for line in markdown.splitlines())
+
+
 @pytest.fixture(scope="module")
 def model() -> ExtractiveModel:
     return ExtractiveModel()
@@ -284,6 +291,166 @@ def test_usage_counts_word_pieces(model: ExtractiveModel, embedder: MiniLMEmbedd
     assert count_text_tokens(embedder, "the " * 600) == 600
 
 
+# --- what is quoted: prose, whole sentences, whole procedures -------------------------------------------------------
+
+# A page of developer docs (Markdown) with everything that is not an answer next to the one that is: a FAQ heading that
+# restates the question, a code block whose curl line quotes it, a table row, a link list and a pointer elsewhere.
+SOURCES_DOC = """## Deleting a source
+
+### What happens when I delete a source?
+
+`DELETE /v1/sources/{id}` deactivates the source and its children and **removes their vectors**:
+nothing of them is answerable any more. `PATCH {"is_active": true}` brings it back as `pending`.
+
+```bash
+curl -s -X DELETE $API/sources/$ID -H "Authorization: Bearer $TOKEN"
+curl -sN $API/chat -d '{"message": "What happens when I delete a source?", "stream": true}'
+```
+
+| route | does |
+| --- | --- |
+| `DELETE /v1/sources/{id}` | what happens when you delete a source: it is deactivated |
+
+- [Sources](docs/sources.md)
+- [Chat](docs/chat.md)
+
+See [Deleting](#deleting) for what happens when you delete a source.
+"""
+
+ROTATION_DOC = """## Rotating keys
+
+**Encryption keys** are listed newest first: the first encrypts, all of them decrypt.
+
+1. Generate a key and put it first, keeping the old one after it:
+   `MINIRAG_ENCRYPTION_KEYS=<new>,<old>`.
+2. `docker compose up -d` restarts web, worker and beat, which encrypt with the new key from now on.
+3. Re-encrypt what is stored:
+   ```bash
+   docker compose run --rm web python manage.py rotate_keys
+   ```
+4. Remove the old key from `MINIRAG_ENCRYPTION_KEYS` and restart again.
+
+Keep a copy of the keys somewhere safe.
+"""
+
+
+def answer_lines(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(text, cited item numbers) of every line of an answer; a line ends with its citations, "[4]" or "[4][5]"."""
+    lines = []
+    for line in text.splitlines():
+        match = re.fullmatch(r"(.+?) ((?:\[\d+\])+)", line)
+        assert match, f"uncited line: {line!r}"
+        lines.append((match.group(1), tuple(int(n) for n in re.findall(r"\d+", match.group(2)))))
+    return lines
+
+
+def test_code_tables_headings_and_link_lists_are_not_quoted(model: ExtractiveModel) -> None:
+    items = [ContextItem(1, SOURCES_DOC, "docs/sources.md")]
+    answer = model.answer(chat("What happens when I delete a source?", items))
+    assert answer.kind == "answer"
+    assert answer.text.startswith(
+        "DELETE /v1/sources/{id} deactivates the source and its children and removes their vectors: nothing of them "
+        "is answerable any more. [1]"
+    ), answer.text
+    # Neither the FAQ heading nor the curl line that quote the question, nor the table row, link list or pointer.
+    for never in ("?", "curl", "stream", "|", "docs/", "See ", "Deleting"):
+        assert never not in answer.text, (never, answer.text)
+    assert_grounded(answer, [ContextItem(1, plain(SOURCES_DOC), "docs/sources.md")])
+
+
+def test_code_is_quoted_when_the_question_asks_for_it(model: ExtractiveModel) -> None:
+    items = [ContextItem(1, SOURCES_DOC, "docs/sources.md")]
+    answer = model.answer(chat("What is the curl command to delete a source?", items))
+    assert '`curl -s -X DELETE $API/sources/$ID -H "Authorization: Bearer $TOKEN"` [1]' in answer.text, answer.text
+
+
+def test_a_chunk_that_starts_inside_a_code_block_is_not_quoted_from_it(model: ExtractiveModel) -> None:
+    # The README's demo output, cut by the chunker after the curl line's start: its end quotes the question in JSON.
+    demo = (
+        '"What happens when I delete a source?", "stream": true}\'\n'
+        "  Widget demo:   http://127.0.0.1:8000/widget-demo/   (the chat widget on a sample page)\n"
+        "────────────────────────────────────────\n"
+        "```\n\n"
+        "`<...>` marks what differs from run to run: generated secrets, ids and the time taken.\n"
+    )
+    answer_item = ContextItem(2, "Deleting a source deactivates it and removes its vectors from the index.", "Sources")
+    items = [ContextItem(1, demo, "README.md"), answer_item]
+    answer = model.answer(chat("What happens when I delete a source?", items))
+    assert answer.text.startswith("Deleting a source deactivates it and removes its vectors from the index. [2]")
+    assert "stream" not in answer.text and "Widget demo" not in answer.text
+    assert split_sentences(demo) == [
+        "<...> marks what differs from run to run: generated secrets, ids and the time taken."
+    ]
+
+
+def test_a_sentence_that_only_restates_the_question_is_skipped(model: ExtractiveModel) -> None:
+    faq = (
+        "What happens when I delete a source?\n"
+        "When you delete a source, that happens.\n"
+        "Deleting a source removes its vectors, so nothing of it can be answered any more."
+    )
+    answer = model.answer(chat("What happens when I delete a source?", [ContextItem(1, faq, "FAQ")]))
+    assert answer.text == "Deleting a source removes its vectors, so nothing of it can be answered any more. [1]"
+    # A yes/no question is answered by the statement it asks about.
+    items = [ContextItem(1, "We ship to Germany.", "Shipping")]
+    assert model.answer(chat("Do you ship to Germany?", items)).text == "We ship to Germany. [1]"
+
+
+def test_quoted_sentences_start_and_end_like_sentences(model: ExtractiveModel) -> None:
+    # Chunks start with the overlap of the chunk before, cut at a word: here mid-way through inline code and mid-way
+    # through a sentence; and a text source doubles every line break of a hard-wrapped paragraph.
+    items = [
+        ContextItem(
+            1,
+            "/v1/api-tokens/{id}` changes a token's name, origins and limits. API tokens are stored as SHA-256\n\n"
+            "hashes and shown only once. The token is shown only this once; store it",
+            "docs/tenancy.md",
+        ),
+        ContextItem(2, "theirs to know, because tokens are stored by their owners. Cookies are never used.", "FAQ"),
+    ]
+    answer = model.answer(chat("How are API tokens stored?", items))
+    assert answer.text.startswith("API tokens are stored as SHA-256 hashes and shown only once. [1]"), answer.text
+    for fragment in ("/v1/api-tokens", "changes a token", "theirs", "store it"):
+        assert fragment not in answer.text
+
+
+def test_a_numbered_procedure_is_quoted_whole_and_in_order(model: ExtractiveModel) -> None:
+    items = [ContextItem(1, ROTATION_DOC, "docs/operations.md")]
+    answer = model.answer(chat("How do I rotate encryption keys?", items))
+    steps = [line for line, _ in answer_lines(answer.text) if re.match(r"\d\. ", line)]
+    assert [step[:2] for step in steps] == ["1.", "2.", "3.", "4."], answer.text
+    assert steps[0].startswith("1. Generate a key and put it first, keeping the old one after it:")
+    assert steps[3] == "4. Remove the old key from MINIRAG_ENCRYPTION_KEYS and restart again."
+    assert all(numbers == (1,) for _, numbers in answer_lines(answer.text))
+    assert "rotate_keys" not in answer.text  # the step's code block: not asked for
+    assert len(answer.text) <= 900
+    # Asked about one step, the answer is still the whole procedure.
+    step = model.answer(chat("What do I do after generating the new key?", items))
+    assert [line[:2] for line, _ in answer_lines(step.text) if re.match(r"\d\. ", line)] == ["1.", "2.", "3.", "4."]
+
+
+def test_chunks_of_one_document_are_read_as_one_text(model: ExtractiveModel) -> None:
+    # The chunker's overlap: the second chunk starts with the last words of the first. The procedure and the sentence
+    # cut at the boundary are whole again, and cite both chunks.
+    cut = ROTATION_DOC.index("3. Re-encrypt")
+    first, second = ROTATION_DOC[:cut], ROTATION_DOC[cut - 40 :]
+    items = [ContextItem(1, first, "docs/operations.md"), ContextItem(2, second, "docs/operations.md")]
+    answer = model.answer(chat("How do I rotate encryption keys?", items))
+    lines = [(line, numbers) for line, numbers in answer_lines(answer.text) if re.match(r"\d\. ", line)]
+    assert [line[:2] for line, _ in lines] == ["1.", "2.", "3.", "4."], answer.text
+    assert lines[0][1] == (1,) and lines[3][1] == (2,)
+    assert set(answer.citations) == {1, 2}
+
+    refunds = "Refunds are issued to the original payment method within five business days of receiving the item"
+    items = [
+        ContextItem(1, f"Returns are free. {refunds}", "Returns"),
+        ContextItem(2, "of receiving the item at our warehouse in Tromsø. Gift cards never expire.", "Returns"),
+    ]
+    answer = model.answer(chat("How long until I get my refund?", items))
+    assert f"{refunds} at our warehouse in Tromsø. [1][2]" in answer.text, answer.text
+    assert answer.citations[:2] in ((1, 2), (2, 1))
+
+
 # --- sentences and stream pieces --------------------------------------------------------------------------------------
 
 
@@ -307,6 +474,18 @@ def test_usage_counts_word_pieces(model: ExtractiveModel, embedder: MiniLMEmbedd
         (
             "## Warranty\nAll devices carry a two-year warranty. The warranty does not\ncover accidental damage.",
             ["All devices carry a two-year warranty.", "The warranty does not cover accidental damage."],
+        ),
+        # Text sources double every line break: the hard wrap still joins, the paragraph break still separates.
+        (
+            "A credential containing a dot is a JWT, anything else an API\n\ntoken.\n\nMissing ones are 401.",
+            ["A credential containing a dot is a JWT, anything else an API token.", "Missing ones are 401."],
+        ),
+        # Code (fenced, or a command line outside a fence), tables, link lists and titles are not prose.
+        (
+            "# Two commands\n\n```bash\nmake run\n```\n\n$ make test\n"
+            "curl -s http://localhost/v1/chat -d '{\"a\": 1}'\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+            "- [Docs](docs/index.md)\n- [API](docs/api.md)\n\nBoth need Python 3.11.",
+            ["Both need Python 3.11."],
         ),
         # Ideographic full stop and fullwidth exclamation mark end a sentence with no space after them.
         ("退货请在三十天内申请。退款五天到账\uff01", ["退货请在三十天内申请。", "退款五天到账\uff01"]),
