@@ -72,8 +72,13 @@ def get_qdrant_client() -> QdrantClient:
 def _create_client() -> QdrantClient:
     mode = qdrant_mode()
     if mode == "server":
+        # No version probe on creation: it warns on stderr when the server is down (the caller gets
+        # a readable outage error instead), and /health/ready reports the server's version.
         return QdrantClient(
-            url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY or None, timeout=SERVER_TIMEOUT_SECONDS
+            url=settings.QDRANT_URL,
+            api_key=settings.QDRANT_API_KEY or None,
+            timeout=SERVER_TIMEOUT_SECONDS,
+            check_compatibility=False,
         )
     if mode == "memory":
         return QdrantClient(location=":memory:")

@@ -364,10 +364,10 @@ def rebuild_index(*, only_legacy: bool = False) -> list[RebuiltCollection]:
 
     store = get_vector_store()
     rebuilt = []
+    existing = set(store.collections())  # the vector store first: unreachable, nothing is read
     with tenant_scope_disabled("reindex: the collections hold every tenant's chunks"):
         indexed = Chunk.objects.filter(source__is_active=True, source__bot_profile__is_active=True)
         models = sorted(set(indexed.values_list("embedding_model", flat=True)))
-        existing = set(store.collections())
         for model in models:
             name = collection_name(model)
             if only_legacy and (name not in existing or store.is_hybrid(name)):

@@ -79,6 +79,12 @@ ERROR_CASES = [
         env={"MINIRAG_TEST_ENV_OVERRIDES": json.dumps({"MINIRAG_ENCRYPTION_KEYS": "not-a-fernet-key"})},
     ),
     ErrorCase("rotate_keys", ("--batch-size", "0"), "--batch-size must be at least 1."),
+    ErrorCase(
+        "reindex",
+        ("--if-needed",),
+        "The vector store could not be reached",
+        env={"MINIRAG_TEST_ENV_OVERRIDES": json.dumps({"QDRANT_URL": "http://127.0.0.1:9"})},
+    ),
 ]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from minirag.management.base import MiniRAGCommand
+from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
 from sources.ingestion import rebuild_index
 
 
@@ -41,7 +42,14 @@ Examples:
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rebuilt = rebuild_index(only_legacy=options["if_needed"])
+        try:
+            rebuilt = rebuild_index(only_legacy=options["if_needed"])
+        except Exception as exc:
+            if not is_vector_store_outage(exc):
+                raise
+            raise CommandError(
+                f"{vector_store_error_message(exc)} Nothing was rebuilt; run it again once it is up."
+            ) from None
         for collection in rebuilt:
             self.stdout.write(f"{collection.name}: {collection.points} points, dense and lexical")
         if not rebuilt:

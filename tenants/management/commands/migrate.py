@@ -59,11 +59,13 @@ Example:
                 tables = apply_row_level_security(
                     using=alias, app_role=app_role, privileges=settings.DATABASE_APP_PRIVILEGES
                 )
+                # Still as the owner: the rebuild reads every tenant's chunks, and the app's
+                # connection is left as it was before the command.
+                if not (options.get("plan") or options.get("check_unapplied")):
+                    self._upgrade_vector_collections(options["verbosity"])
         if tables and options["verbosity"] >= 1:
             grantee = f"; {app_role} granted {settings.DATABASE_APP_PRIVILEGES}" if app_role else ""
             self.stdout.write(f"Row-level security applied to {len(tables)} tenant tables{grantee}.")
-        if not (options.get("plan") or options.get("check_unapplied")):
-            self._upgrade_vector_collections(options["verbosity"])
 
     def _upgrade_vector_collections(self, verbosity: int) -> None:
         """Vector collections made before hybrid retrieval are rebuilt from the database (`reindex
