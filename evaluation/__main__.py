@@ -3,6 +3,7 @@
 python -m evaluation run [--set NAME ...] [--mode page|topic ...] [--smoke]   # `make eval`
 python -m evaluation validate [NAME ...]     # every gold passage is in its document (and in one topic)
 python -m evaluation show NAME FILE [--sections]   # a document as MiniRAG extracts it
+python -m evaluation calibrate REPORT        # the refusal decision's constants, fitted on a run's report
 """
 
 from __future__ import annotations
@@ -94,12 +95,18 @@ def main() -> int:
     run.add_argument("--report", type=Path, help="also write the results as JSON to this file")
     validate = commands.add_parser("validate", help="check that every gold passage is in its document")
     validate.add_argument("names", nargs="*")
+    calibrate = commands.add_parser("calibrate", help="fit the refusal decision's constants on a report of `run`")
+    calibrate.add_argument("report", type=Path, help="the JSON written by `run --report`")
     show = commands.add_parser("show", help="print a document as MiniRAG extracts it")
     show.add_argument("name")
     show.add_argument("file")
     show.add_argument("--sections", action="store_true", help="cut at headings, as the topic mode does")
     args = parser.parse_args()
 
+    if args.command == "calibrate":
+        from evaluation.calibration import calibrate
+
+        return calibrate(report=args.report)
     _setup_django()
     if args.command == "validate":
         return _validate(args.names)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from evaluation.corpus import holds_passage, sections
-from evaluation.sets import EvaluationSet, Question, available_sets, load_set, offtopic_questions
+from evaluation.sets import EvaluationSet, FollowUp, Question, available_sets, load_set, offtopic_questions
 
 # The issue's targets (docs/quality.md), per mode where they differ.
 TARGETS: dict[str, dict[str, tuple[str, float]]] = {
@@ -54,6 +55,10 @@ class TurnResult:
     quoted: bool
     latency_ms: float
     answer: str = ""
+    searched: str = ""  # the question as the knowledge was searched (a follow-up, resolved)
+    # Every local chunk the turn's search returned, with its evidence and whether it carries a gold
+    # passage: what `python -m evaluation calibrate` fits the refusal decision on.
+    candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -162,6 +167,11 @@ class Bench:
                 raise RuntimeError("Evaluation documents failed to ingest:\n" + "\n".join(failed[:10]))
             return sources.count(), sum(source.chunk_count for source in sources)
 
+    def carries_gold(self, question: Question, source_id: Any, content: str) -> bool:
+        """Whether a chunk of this source, with this content, carries one of the question's gold passages."""
+        file = self.file_of_source.get(str(source_id))
+        return any(gold.file == file and holds_passage(content, gold) for gold in question.gold)
+
     def ask(self, question: Question, chat_id: Any = None) -> tuple[TurnResult, Any]:
         from chat import turns
         from chat.models import Message
@@ -174,7 +184,9 @@ class Bench:
             turn = prepare_turn(
                 principal=self.principal, bot_profile_id=self.bot.pk, message=question.question, chat_id=chat_id
             )
-        response = async_to_sync(turns.answer)(turn)
+        seen: list[Any] = []
+        with _recording_retrievals(seen):
+            response = async_to_sync(turns.answer)(turn)
         latency_ms = (time.perf_counter() - started) * 1000
         with tenant_scope(self.tenant):
             ids = [source["chunk_id"] for source in response["sources"]]
@@ -182,9 +194,7 @@ class Bench:
             outcome = Message.objects.get(pk=response["message"]["id"]).outcome
         rank = None
         for position, source in enumerate(response["sources"], start=1):
-            file = self.file_of_source.get(str(source["source_id"]))
-            content = contents.get(_uuid(source["chunk_id"]), "")
-            if any(gold.file == file and holds_passage(content, gold) for gold in question.gold):
+            if self.carries_gold(question, source["source_id"], contents.get(_uuid(source["chunk_id"]), "")):
                 rank = position
                 break
         answer = response["message"]["content"]
@@ -196,8 +206,38 @@ class Bench:
             quoted=any(holds_passage(answer, gold) for gold in question.gold),
             latency_ms=latency_ms,
             answer=answer,
+            searched=response["message"].get("searched_question", ""),
+            candidates=[
+                {
+                    "dense": round(candidate.chunk.score, 4),
+                    "coverage": round(candidate.coverage, 4),
+                    "lexical": round(candidate.lexical, 4),
+                    "gold": self.carries_gold(question, candidate.chunk.source_id, candidate.chunk.content),
+                }
+                for retrieval in seen
+                for candidate in retrieval.candidates
+            ],
         )
         return result, response["chat_id"]
+
+
+@contextmanager
+def _recording_retrievals(seen: list[Any]) -> Iterator[None]:
+    """Keep what the turn's retrieval found (`chat.turns.retrieve`, wrapped while the turn runs)."""
+    from chat import turns
+
+    real = turns.retrieve
+
+    async def recording(**kwargs: Any) -> Any:
+        retrieval = await real(**kwargs)
+        seen.append(retrieval)
+        return retrieval
+
+    turns.retrieve = recording
+    try:
+        yield
+    finally:
+        turns.retrieve = real
 
 
 def _uuid(value: Any) -> Any:
@@ -206,7 +246,17 @@ def _uuid(value: Any) -> Any:
     return uuid.UUID(str(value))
 
 
-def run_set(evaluation_set: EvaluationSet, mode: str, *, smoke: bool) -> RunResult:
+@dataclass
+class Workload:
+    """What one run asks, and of which documents."""
+
+    files: list[str]
+    questions: list[Question]
+    offtopic: list[Question]
+    followups: list[FollowUp]
+
+
+def workload(evaluation_set: EvaluationSet, *, smoke: bool) -> Workload:
     questions = list(evaluation_set.questions)
     followups = list(evaluation_set.followups)
     offtopic = [Question(id=f"off-{i}", question=q, gold=()) for i, q in enumerate(offtopic_questions())]
@@ -215,7 +265,11 @@ def run_set(evaluation_set: EvaluationSet, mode: str, *, smoke: bool) -> RunResu
         questions, followups, offtopic = questions[:SMOKE_QUESTIONS], followups[:1], offtopic[:SMOKE_QUESTIONS]
         needed = {g.file for q in [*questions, *(t for f in followups for t in (f.first, f.second))] for g in q.gold}
         files = [file for file in files if file in needed]
+    return Workload(files=files, questions=questions, offtopic=offtopic, followups=followups)
 
+
+def ingested_bench(evaluation_set: EvaluationSet, mode: str, files: list[str]) -> tuple[Bench, float]:
+    """A fresh tenant and bot holding `files`, cut the `mode` way; and the seconds ingestion took."""
     bench = Bench(f"{evaluation_set.name}-{mode}")
     started = time.perf_counter()
     for file in files:
@@ -224,19 +278,24 @@ def run_set(evaluation_set: EvaluationSet, mode: str, *, smoke: bool) -> RunResu
         else:
             for section in sections(evaluation_set, file):
                 bench.add_topic(file, section.title, section.text)
-    ingest_seconds = time.perf_counter() - started
+    return bench, time.perf_counter() - started
+
+
+def run_set(evaluation_set: EvaluationSet, mode: str, *, smoke: bool) -> RunResult:
+    work = workload(evaluation_set, smoke=smoke)
+    bench, ingest_seconds = ingested_bench(evaluation_set, mode, work.files)
     source_count, chunk_count = bench.counts()
     result = RunResult(
         set=evaluation_set.name,
         mode=mode,
-        documents=len(files),
+        documents=len(work.files),
         sources=source_count,
         chunks=chunk_count,
         ingest_seconds=ingest_seconds,
     )
-    result.answerable = [bench.ask(question)[0] for question in questions]
-    result.offtopic = [bench.ask(question)[0] for question in offtopic]
-    for pair in followups:
+    result.answerable = [bench.ask(question)[0] for question in work.questions]
+    result.offtopic = [bench.ask(question)[0] for question in work.offtopic]
+    for pair in work.followups:
         _, chat_id = bench.ask(pair.first)
         result.followups.append(bench.ask(pair.second, chat_id=chat_id)[0])
     return result

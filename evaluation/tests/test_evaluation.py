@@ -71,3 +71,9 @@ def test_a_smoke_run_measures_every_metric(tmp_path: Path) -> None:
             assert 0.0 <= metrics[name] <= 1.0, (name, metrics[name])
         assert metrics["latency p50 ms"] > 0
     assert "| set | mode |" in result.stdout
+    # Every turn keeps what its search found, and the refusal decision can be fitted on it.
+    assert all(turn["candidates"] for run in runs for turn in run["answerable"])
+    assert all({"dense", "coverage", "lexical", "gold"} <= set(turn["candidates"][0]) for turn in runs[0]["answerable"])
+    fitted = evaluation_command("calibrate", str(report))
+    assert fitted.returncode == 0, fitted.stdout + fitted.stderr
+    assert "chat/evidence.py as it stands" in fitted.stdout and "| all sets, best |" in fitted.stdout
