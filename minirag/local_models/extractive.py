@@ -58,8 +58,9 @@ telling code from prose and a question asking for code are heuristics (patterns,
 Markdown and HTML documentation; instructions in the system prompt other than the context are ignored. Scoring covers
 at most :data:`MAX_CANDIDATES` sentences, the first in context order (the orchestrator puts the binding and the best
 chunks first), which bounds the cost of a huge prompt (~2 s on two cores); the usual 5 chunks give ~20-40 sentences,
-~0.1-0.2 s per answer on two idle cores once warm (median 0.12 s over the evaluation's prompts), the same as before
-code and structure were set apart (they are no longer embedded, which pays for the rest).
+~0.1-0.2 s per answer on two cores once warm (median 0.12 s, p95 0.2 s over the evaluation's prompts on a quiet
+machine), no slower than before code and structure were set apart: they are no longer embedded, which pays for the
+stitching, parsing and word overlap.
 
 Tokens. Usage counts word pieces of the embedder's own tokenizer (the model has no other vocabulary): prompt tokens are
 those of all message contents joined by newlines, completion tokens those of the answer, special tokens excluded. The
@@ -373,8 +374,8 @@ def _is_code(raw: str) -> bool:
 
 
 def _is_table_row(line: str) -> bool:
-    # "| a | b |", and the cut-off rows a chunk may start or end with ("b | c |", "| a | b").
-    return line.count("|") >= 2 and (line.startswith("|") or line.endswith("|"))
+    # "| a | b |", and the cut-off rows a chunk may start or end with ("b | c |", "| a | b", "c |").
+    return (line.count("|") >= 2 and (line.startswith("|") or line.endswith("|"))) or line.endswith(" |")
 
 
 def _is_link_list(raw: str) -> bool:
@@ -451,9 +452,9 @@ class _Sentence:
 
 def _starts_inside_code(lines: list[str]) -> bool:
     """Whether the text starts inside a fenced code block (a chunk cut out of the middle of one): its first fence is a
-    bare one, there is an odd number of them, and the lines before it read more like code (and less like prose) than
-    those after it. Heading-like lines count for neither: a shell comment looks like one, and a chunk may start with
-    its section's heading whatever follows."""
+    bare one, there is an odd number of them, and nothing follows that fence or the lines before it read more like
+    code (and less like prose) than those after it. Heading-like lines count for neither: a shell comment looks like
+    one, and a chunk may start with its section's heading whatever follows."""
     stripped = [line.strip() for line in lines]
     fences = [index for index, line in enumerate(stripped) if _FENCE.match(line)]
     if len(fences) % 2 == 0 or stripped[fences[0]] not in ("```", "~~~"):
@@ -468,6 +469,8 @@ def _starts_inside_code(lines: list[str]) -> bool:
         )
         return (code - prose) / len(block) if block else 0.0
 
+    if not after:  # a bare fence closing the text: a block would not open with nothing in it
+        return bool(before)
     return bool(before) and codelike(before) > codelike([line for line in after if not _HEADING.match(line)])
 
 
@@ -680,8 +683,8 @@ def _sentences(text: str) -> list[_Sentence]:
             if lead is not None and (position == 0 or not headed_first):
                 scored = _join_lead(lead, shown)
                 # "Opening hours: Mon-Fri 9-17" reads as a whole, "Mon-Fri 9-17" does not; a Markdown heading is a title
-                # and stays out of what is quoted.
-                if headed_first and not _ENDS_SENTENCE.search(shown) and not heading_lead:
+                # and stays out of what is quoted, as does a label over a line that leads a list ("To reset it:").
+                if headed_first and not heading_lead and not _ENDS_SENTENCE.search(shown) and not shown.endswith(":"):
                     shown = scored
             sentences.append(
                 _Sentence(

@@ -429,6 +429,19 @@ def test_a_numbered_procedure_is_quoted_whole_and_in_order(model: ExtractiveMode
     assert [line[:2] for line, _ in answer_lines(step.text) if re.match(r"\d\. ", line)] == ["1.", "2.", "3.", "4."]
 
 
+def test_a_bulleted_procedure_is_quoted_whole_when_the_question_asks_how(model: ExtractiveModel) -> None:
+    text = (
+        "Accounts\n\nTo reset your password:\n- Open the login page and click Forgot password.\n"
+        "- Enter your email address and submit the form.\n- Follow the link in the email within one hour.\n\n"
+        "Passwords must have at least 14 characters."
+    )
+    answer = model.answer(chat("How do I reset my password?", [ContextItem(1, text, "Help")]))
+    assert answer.text == (
+        "To reset your password: [1]\n- Open the login page and click Forgot password. [1]\n"
+        "- Enter your email address and submit the form. [1]\n- Follow the link in the email within one hour. [1]"
+    )
+
+
 def test_chunks_of_one_document_are_read_as_one_text(model: ExtractiveModel) -> None:
     # The chunker's overlap: the second chunk starts with the last words of the first. The procedure and the sentence
     # cut at the boundary are whole again, and cite both chunks.
@@ -449,6 +462,35 @@ def test_chunks_of_one_document_are_read_as_one_text(model: ExtractiveModel) -> 
     answer = model.answer(chat("How long until I get my refund?", items))
     assert f"{refunds} at our warehouse in Tromsø. [1][2]" in answer.text, answer.text
     assert answer.citations[:2] in ((1, 2), (2, 1))
+
+    # Chunks that each start with their section's heading path; the next one also after the overlap.
+    heading = "## Webhooks > How delivery works\n"
+    items = [
+        ContextItem(
+            1, f"{heading}A failed delivery is retried with backoff. Eight attempts over about 9", "webhooks.md"
+        ),
+        ContextItem(
+            2, f"{heading}Eight attempts over about 9 hours, then the delivery is failed. Or not.", "webhooks.md"
+        ),
+    ]
+    answer = model.answer(chat("How many attempts before a delivery fails?", items))
+    assert "Eight attempts over about 9 hours, then the delivery is failed. [1][2]" in answer.text, answer.text
+    assert "Webhooks > How delivery works" not in answer.text
+
+
+def test_a_sentence_cut_at_an_opening_parenthesis_is_not_quoted(model: ExtractiveModel) -> None:
+    items = [
+        ContextItem(1, "`UPDATE` when a minute has passed; one wins) for 6,171 requests. Reads take 4 ms.", "Bench")
+    ]
+    answer = model.answer(chat("How many requests were made?", items))
+    assert "one wins" not in answer.text
+
+
+def test_nothing_but_code_and_tables_is_at_most_the_closest(model: ExtractiveModel) -> None:
+    text = "| setting | default |\n| --- | --- |\n| MAX_ATTEMPTS | 8 |\n\n```bash\nexport MAX_ATTEMPTS=8\n```"
+    answer = model.answer(chat("How many attempts are made by default?", [ContextItem(1, text, "Settings")]))
+    assert answer.kind == "closest" and answer.text.startswith(CLOSEST_PREFIX), answer.text
+    assert "|" not in answer.text
 
 
 # --- sentences and stream pieces --------------------------------------------------------------------------------------
