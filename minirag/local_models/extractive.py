@@ -1005,8 +1005,7 @@ def _stitch(items: list[ContextItem]) -> list[_Segment]:
 class _Candidate:
     segment: int  # index of its segment
     position: int  # order of the sentence in its segment
-    items: tuple[int, ...]  # indexes of the items it comes from
-    numbers: tuple[int, ...]  # their numbers: its citation
+    numbers: tuple[int, ...]  # numbers of the items it comes from: its citation
     sentence: _Sentence
     vector_row: int
     relevance: float
@@ -1172,7 +1171,6 @@ class ExtractiveModel:
                 _Candidate(
                     segment=segment_index,
                     position=position,
-                    items=from_items,
                     numbers=tuple(dict.fromkeys(items[i].number for i in from_items)),
                     sentence=segment_sentences[segment_index][position],
                     vector_row=first_row + offset,
