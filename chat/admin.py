@@ -9,20 +9,22 @@ from django.utils.text import Truncator
 from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from minirag.dashboard.model_admin import ReadOnlyInline, TenantModelAdmin
 
+# What a message shows, in a chat's page and on its own.
+MESSAGE_FIELDS = [
+    "role",
+    "content",
+    "searched_question",
+    "feedback",
+    "outcome",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+]
+
 
 class MessageInline(ReadOnlyInline):
     model = Message
-    fields = [
-        "role",
-        "content",
-        "searched_question",
-        "feedback",
-        "outcome",
-        "model",
-        "prompt_tokens",
-        "completion_tokens",
-        "created_at",
-    ]
+    fields = [*MESSAGE_FIELDS, "created_at"]
     readonly_fields = fields
     ordering = ["created_at"]
     show_change_link = False
@@ -70,21 +72,7 @@ class MessageAdmin(TenantModelAdmin):
     search_fields = ["content"]
     list_select_related = ["tenant", "chat"]
     date_hierarchy = "created_at"
-    fields = [
-        "id",
-        "tenant",
-        "chat",
-        "role",
-        "content",
-        "searched_question",
-        "feedback",
-        "outcome",
-        "model",
-        "prompt_tokens",
-        "completion_tokens",
-        "sources",
-        "created_at",
-    ]
+    fields = ["id", "tenant", "chat", *MESSAGE_FIELDS, "sources", "created_at"]
     readonly_fields = fields
 
     @admin.display(description="Message")
