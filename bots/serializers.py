@@ -167,7 +167,9 @@ class RetrievalTestChunkSerializer(serializers.Serializer):
     dense_score = serializers.FloatField(allow_null=True, help_text="Cosine similarity to the question (local).")
     lexical_score = serializers.FloatField(allow_null=True, help_text="BM25 for the question (local).")
     fused_score = serializers.FloatField(
-        allow_null=True, help_text="Reciprocal-rank-fusion score; null for external results or a dense-only search."
+        allow_null=True,
+        help_text="The relevance local chunks are ordered by: the mean of the cosine and the BM25 share, 0-1; "
+        "null for external results or a dense-only search.",
     )
     coverage = serializers.FloatField(
         allow_null=True, help_text="Share of the question's distinctive words in the chunk, 0-1 (local)."

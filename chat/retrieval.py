@@ -40,6 +40,12 @@ logger = logging.getLogger(__name__)
 AUTHORITY_RANK = {"mandatory": 0, "guideline": 1, "informational": 2}
 LOCAL_PLAIN_RANK = 3
 
+# How many of the hybrid search's best chunks are re-scored by `relevance` before the bot's top_k
+# are kept. Reciprocal rank fusion is good at gathering candidates from both halves and poor at
+# ordering them: it sees ranks only, so a chunk that is fourth in both lists beats one that is
+# first by far in meaning and tenth in words.
+RESCORED_CANDIDATES = 20
+
 
 @dataclass(frozen=True)
 class RetrievedChunk:
@@ -65,7 +71,7 @@ class Candidate:
     chunk: RetrievedChunk  # chunk.score: the cosine similarity (dense)
     lexical: float  # BM25 of the chunk for the question, IDF over the bot's chunks
     coverage: float  # the share of the question's distinctive words the chunk holds (0..1)
-    fused: float | None  # its reciprocal-rank-fusion score (None: dense-only search)
+    fused: float | None  # `relevance`, what the chunks are ordered by (None: dense-only search)
     passed: bool
     reason: str
 
@@ -178,6 +184,17 @@ class _LocalResult:
         return max((candidate.chunk.score for candidate in self.candidates), default=None)
 
 
+def relevance(dense: float, lexical_share: float) -> float:
+    """What local chunks are ordered by: the mean of the chunk's meaning (its cosine to the
+    question) and its words (its BM25 as a share of the most any chunk could score), both 0..1.
+
+    Measured on the evaluation sets (docs/quality.md), scores beat ranks: against reciprocal rank
+    fusion of the same candidates, this order puts the gold passage first more often on every set
+    (+0.03 to +0.08 recall@1), and in the top five as often or more. Equal weights, not a fitted
+    mix: the best fitted weights differ from set to set and gain little over them."""
+    return (dense + lexical_share) / 2
+
+
 def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
     if not plan.has_local_sources or plan.term_statistics is None:
         return _LocalResult([])
@@ -191,12 +208,20 @@ def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
         bot_profile_id=plan.bot_profile_id,
         lexical_query=lexical.query_vector(question, plan.term_statistics),
         exclude_source_ids=plan.inactive_source_ids,
-        limit=plan.top_k,
+        limit=max(plan.top_k, RESCORED_CANDIDATES),
     )
     searched = time.perf_counter()
     question_terms = lexical.terms(question)
+    matches = [lexical.match(question_terms, str(hit.payload.get("content", "")), plan.term_statistics) for hit in hits]
+    # (A dense-only search, where no word of the question is in the bot's chunks, has no lexical
+    # half: it keeps its cosine order.) Ties keep the fusion's order: the sort is stable.
+    scored = [
+        (hit, found, relevance(hit.score, found.share) if hit.fused is not None else None)
+        for hit, found in zip(hits, matches, strict=True)
+    ]
+    scored.sort(key=lambda item: -(item[0].score if item[2] is None else item[2]))
     candidates = []
-    for hit in hits:
+    for hit, found, fused in scored[: plan.top_k]:
         chunk = RetrievedChunk(
             chunk_id=hit.id,
             content=str(hit.payload.get("content", "")),
@@ -207,14 +232,13 @@ def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
             url=str(hit.payload.get("url", "")),
             authority=_local_authority(hit.payload.get("authority")),
         )
-        found = lexical.match(question_terms, chunk.content, plan.term_statistics)
         verdict = assess(dense=hit.score, coverage=found.coverage, threshold=plan.similarity_threshold)
         candidates.append(
             Candidate(
                 chunk=chunk,
                 lexical=found.score,
                 coverage=found.coverage,
-                fused=hit.fused,
+                fused=fused,
                 passed=verdict.passed,
                 reason=verdict.reason,
             )

@@ -160,6 +160,9 @@ class LexicalMatch:
 
     coverage: float  # the share of the question's term weight (IDF) found in the chunk, 0..1
     score: float  # BM25 of the chunk for the question (the lexical half's own score)
+    # BM25 against the most any chunk could score for this question (every term, saturated): 0..1,
+    # comparable across questions and with a cosine, unlike the raw score.
+    share: float = 0.0
 
 
 def match(question_terms: Iterable[str], chunk_text: str, statistics: TermStatistics) -> LexicalMatch:
@@ -173,4 +176,8 @@ def match(question_terms: Iterable[str], chunk_text: str, statistics: TermStatis
     found = [term for term in wanted if counts[term]]
     score = sum(weights[t] * counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t in found)
     total = sum(weights.values())
-    return LexicalMatch(coverage=sum(weights[t] for t in found) / total if total else 0.0, score=score)
+    if not total:
+        return LexicalMatch(coverage=0.0, score=score)
+    return LexicalMatch(
+        coverage=sum(weights[t] for t in found) / total, score=score, share=min(1.0, score / ((BM25_K1 + 1) * total))
+    )
