@@ -20,10 +20,13 @@ Two ways to resolve one:
   an answer, not far longer than the two questions together); otherwise, and when the call fails,
   the offline way is used: a rewrite never costs the turn.
 * **Offline** (the offline `local/...` models, and the fallback) — deterministic: the message,
-  followed by the distinctive words of the previous question that the message does not already
-  hold (at most SUBJECT_WORDS, by IDF over the bot's chunks when known, in their original order):
-  "Can I park there?" after "Where is the dental clinic?" is searched as "Can I park there? dental
-  clinic". Embeddings and the lexical search both read a subject into that.
+  followed by the words of the previous question that the message does not already hold (common
+  words left out, at most SUBJECT_WORDS, in their original order): "Can I park there?" after
+  "Where is the dental clinic?" is searched as "Can I park there? dental clinic". Embeddings and
+  the lexical search both read a subject into that. All of its words, not only its rarest: the
+  subject of a question is often a word its documents use everywhere ("index" in a database
+  manual), and the lexical search weighs each word by its rarity anyway (on the evaluation sets'
+  follow-ups, hit@5 0.73 → 0.80 on PostgreSQL's manual, the same elsewhere).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from minirag import lexical
 
 logger = logging.getLogger(__name__)
 
-SUBJECT_WORDS = 4
+SUBJECT_WORDS = 8
 # A message with at most this many words of its own (terms, after common words are dropped) does not
 # stand alone: "And for how long?", "Can I pause it?".
 FEW_TERMS = 1
@@ -102,27 +105,16 @@ def is_follow_up(question: str, history: Sequence[dict[str, str]]) -> bool:
     return bool(pointing) and len(own_terms) <= POINTING_TERMS
 
 
-def offline_rewrite(
-    question: str, history: Sequence[dict[str, str]], statistics: lexical.TermStatistics | None = None
-) -> str:
-    """The message followed by the previous question's distinctive words it lacks."""
-    previous = _previous_question(history)
+def offline_rewrite(question: str, history: Sequence[dict[str, str]]) -> str:
+    """The message followed by the previous question's words it lacks."""
     own = set(lexical.terms(question))
-    candidates: list[tuple[int, str, str]] = []  # (position, word, term)
-    seen: set[str] = set()
-    for position, word in enumerate(_WORD.findall(previous)):
+    subject: list[str] = []
+    for word in _WORD.findall(_previous_question(history)):
         found = lexical.terms(word)
-        if not found or found[0] in own or found[0] in seen:
-            continue
-        seen.add(found[0])
-        candidates.append((position, word, found[0]))
-    if statistics is not None:
-        # The rarest words carry the subject; ties keep the earlier word.
-        chosen = sorted(candidates, key=lambda c: (-statistics.idf(c[2]), c[0]))[:SUBJECT_WORDS]
-    else:
-        chosen = candidates[-SUBJECT_WORDS:]  # questions tend to end on their subject
-    subject = " ".join(word for _, word, _ in sorted(chosen))
-    return f"{question.strip()} {subject}".strip()
+        if found and found[0] not in own and len(subject) < SUBJECT_WORDS:
+            own.add(found[0])
+            subject.append(word)
+    return f"{question.strip()} {' '.join(subject)}".strip()
 
 
 def rewrite_model_of(bot: Any) -> str | None:
@@ -141,7 +133,6 @@ async def question_to_search(
     bot: Any,
     history: Sequence[dict[str, str]],
     question: str,
-    statistics: lexical.TermStatistics | None = None,
     api_key: str | None = None,
 ) -> SearchedQuestion:
     """The question the knowledge is searched with for this message (see the module docstring)."""
@@ -152,7 +143,7 @@ async def question_to_search(
         rewritten = await _model_rewrite(model, history, question, api_key)
         if rewritten is not None:
             return SearchedQuestion(text=rewritten, method="model")
-    return SearchedQuestion(text=offline_rewrite(question, history, statistics), method="offline")
+    return SearchedQuestion(text=offline_rewrite(question, history), method="offline")
 
 
 async def _model_rewrite(

@@ -271,9 +271,7 @@ async def retrieve(
 ) -> Retrieval:
     """The evidence for `question`, asked after `history` (a follow-up is resolved against it first)."""
     plan = await sync_to_async(releasing_connection(_search_plan))(tenant_id, bot)
-    searched = await question_to_search(
-        bot=bot, history=history, question=question, statistics=plan.term_statistics, api_key=plan.api_key
-    )
+    searched = await question_to_search(bot=bot, history=history, question=question, api_key=plan.api_key)
     question = searched.text
     # Embedding and the vector search are CPU and I/O bound: off the event loop, in parallel
     # with the external searches.

@@ -9,11 +9,10 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from chat import followups
-from chat.followups import REWRITE_INSTRUCTIONS, is_follow_up, offline_rewrite, question_to_search
+from chat.followups import REWRITE_INSTRUCTIONS, SUBJECT_WORDS, is_follow_up, offline_rewrite, question_to_search
 from chat.models import Message
 from chat.tests.conftest import ModelSpy, add_knowledge, ask, use_model
 from conftest import TenantWorld
-from minirag.lexical import TermStatistics
 from minirag.model_gateway import ModelError
 from tenants.tenancy import tenant_scope
 
@@ -50,12 +49,14 @@ def test_what_reads_as_a_follow_up(message: str, expected: bool) -> None:
 
 def test_the_offline_rewrite_adds_the_previous_subject_it_lacks() -> None:
     assert offline_rewrite("Can I park there?", HISTORY) == "Can I park there? dental clinic"
-    # With the bot's statistics, the rarest words of the previous question carry the subject.
-    statistics = TermStatistics.of(["dental clinic", "clinic hours", "clinic staff", "the clinic"])
-    rewritten = offline_rewrite(
-        "How much is it?", [{"role": "user", "content": "Is a dental check-up covered?"}], statistics
+    # Every word of the previous question the message lacks, in order, common words and repeats
+    # left out, at most SUBJECT_WORDS of them.
+    previous = [{"role": "user", "content": "How can I add an index to a busy table without blocking the index?"}]
+    assert offline_rewrite("Can I run that in a transaction?", previous) == (
+        "Can I run that in a transaction? add index busy table without blocking"
     )
-    assert rewritten.startswith("How much is it? ") and "dental" in rewritten
+    long = [{"role": "user", "content": " ".join(f"word{n}" for n in range(20))}]
+    assert offline_rewrite("And then?", long).split()[2:] == [f"word{n}" for n in range(SUBJECT_WORDS)]
 
 
 def test_a_standalone_question_is_searched_as_asked_without_a_model_call(monkeypatch: pytest.MonkeyPatch) -> None:
