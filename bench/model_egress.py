@@ -104,16 +104,17 @@ def main() -> None:
     litellm = model_gateway._ready_litellm()
     messages = [{"role": "user", "content": "How long do refunds take?"}]
     arguments = {"model": "openai/bench", "messages": messages, "temperature": 0.0, "max_tokens": 16}
+    bench_endpoint = model_gateway.Endpoint(api_key="sk-bench")
 
     async def completions() -> tuple[list[float], list[float]]:
         guarded: list[float] = []
         plain: list[float] = []
         for _ in range(5):  # warm both connection pools
-            await model_gateway.acomplete(**arguments, api_key="sk-bench")
+            await model_gateway.acomplete(**arguments, endpoint=bench_endpoint)
             await litellm.acompletion(**arguments, api_key="sk-bench")
         for _ in range(args.calls):
             started = time.perf_counter()
-            await model_gateway.acomplete(**arguments, api_key="sk-bench")
+            await model_gateway.acomplete(**arguments, endpoint=bench_endpoint)
             guarded.append(time.perf_counter() - started)
             started = time.perf_counter()
             await litellm.acompletion(**arguments, api_key="sk-bench")
@@ -125,7 +126,7 @@ def main() -> None:
         plain: list[float] = []
         for _ in range(args.calls):
             started = time.perf_counter()
-            model_gateway.embed_texts(["refunds"], model="openai/bench-embed", api_key="sk-bench")
+            model_gateway.embed_texts(["refunds"], model="openai/bench-embed", endpoint=bench_endpoint)
             guarded.append(time.perf_counter() - started)
             started = time.perf_counter()
             litellm.embedding(model="openai/bench-embed", input=["refunds"], api_key="sk-bench")

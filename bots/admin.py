@@ -16,10 +16,17 @@ from django.urls import URLPattern, path, reverse
 from rest_framework.exceptions import APIException
 
 from bots.embed import bot_embed, public_base_url
+from bots.model_test import run_model_test
 from bots.models import BotProfile
 from bots.retrieval_test import run_retrieval_test
 from bots.serializers import MAX_HISTORY_MESSAGES, RetrievalTestInputSerializer
-from bots.services import EDITABLE_FIELDS, bot_profile_create, bot_profile_deactivate, bot_profile_update
+from bots.services import (
+    EDITABLE_FIELDS,
+    bot_profile_create,
+    bot_profile_credentials,
+    bot_profile_deactivate,
+    bot_profile_update,
+)
 from chat.serializers import MAX_MESSAGE_CHARS
 from minirag.dashboard.model_admin import (
     ADD,
@@ -33,6 +40,7 @@ from minirag.dashboard.model_admin import (
 )
 from minirag.error_handlers import flatten_errors
 from minirag.errors import ApplicationError
+from providers.widgets import ModelPickerWidget
 from sources.models import Source
 from tenants.models import ApiToken, Tenant
 from tenants.selectors import first_active_owner
@@ -41,7 +49,7 @@ from tenants.tenancy import tenant_scope
 
 
 class BotProfileForm(ServiceForm):
-    """The provider key is write-only: typed in, encrypted, never shown again."""
+    """The provider key and the extra headers are write-only: typed in, encrypted, never shown again."""
 
     api_key = forms.CharField(
         required=False,
@@ -50,23 +58,73 @@ class BotProfileForm(ServiceForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Your own key for this bot's model provider (BYOK). Stored encrypted; leave empty to keep it.",
     )
-    clear_credentials = forms.BooleanField(required=False, label="Remove the stored provider key")
+    headers = forms.CharField(
+        required=False,
+        label="Extra headers",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "placeholder": "X-Team: support", "autocomplete": "off"}),
+        help_text=(
+            "Sent with every call to the bot's models, one per line as Name: value (a gateway's team or "
+            "routing header, say). Stored encrypted with the key and never shown; leave empty to keep them."
+        ),
+    )
+    clear_credentials = forms.BooleanField(required=False, label="Remove the stored provider key and headers")
+    fallback_models = forms.CharField(
+        required=False,
+        label="Fallback models",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "placeholder": "gpt-4o-mini"}),
+        help_text=(
+            "One per line, at most three: tried in order when the model fails in a way that may pass "
+            "(timeout, rate limit, server error)."
+        ),
+    )
     error_fields = {"credentials": "api_key"}
 
     class Meta:
         model = BotProfile
-        fields = ["tenant", *sorted(EDITABLE_FIELDS)]
+        fields = ["tenant", *sorted(EDITABLE_FIELDS - {"fallback_models"})]
+        # Suggestions from the model catalogue (GET /v1/models) as one types; any model string is accepted.
+        widgets = {
+            "model": ModelPickerWidget("chat"),
+            "rewrite_model": ModelPickerWidget("chat", include_list=False),
+            "embedding_model": ModelPickerWidget("embedding"),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            self.initial["fallback_models"] = "\n".join(self.instance.fallback_models)
+
+    def clean_fallback_models(self) -> list[str]:
+        return [line.strip() for line in (self.cleaned_data.get("fallback_models") or "").splitlines() if line.strip()]
+
+    def clean_headers(self) -> dict[str, str] | None:
+        text = self.cleaned_data.get("headers") or ""
+        if not text.strip():
+            return None
+        headers: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, colon, value = line.partition(":")
+            if not colon or not name.strip():
+                raise forms.ValidationError(f"Line {number}: write each header as Name: value.")
+            headers[name.strip()] = value.strip()
+        return headers
 
     def perform(self, tenant: Tenant) -> BotProfile:
         data = self.cleaned_data
         attributes = {field: data[field] for field in EDITABLE_FIELDS if field in data}
-        credentials: dict[str, Any] | None
+        credentials: dict[str, Any] | None = None
         if data.get("clear_credentials"):
             credentials = {}
-        elif data.get("api_key"):
-            credentials = {"api_key": data["api_key"]}
-        else:
-            credentials = None
+        elif data.get("api_key") or data.get("headers"):
+            # A new key keeps the stored headers, and new headers the stored key.
+            kept = {} if self.instance._state.adding else bot_profile_credentials(self.instance)
+            credentials = {**kept}
+            if data.get("api_key"):
+                credentials["api_key"] = data["api_key"]
+            if data.get("headers"):
+                credentials["headers"] = data["headers"]
         if self.instance._state.adding:
             return bot_profile_create(tenant=tenant, credentials=credentials, **attributes)
         bot = BotProfile.objects.get(pk=self.instance.pk)
@@ -176,15 +234,33 @@ class BotProfileAdmin(TenantModelAdmin):
             ("Answers", {"fields": ["system_prompt", "refusal_message", "history_turns"]}),
             ("Retrieval", {"fields": ["top_k", "similarity_threshold", "chunk_size", "chunk_overlap"]}),
         ]
-        credential_fields = ["api_key"] if obj is None else ["credentials_state", "api_key", "clear_credentials"]
+        credential_fields = ["api_key", "headers"]
+        if obj is not None:
+            credential_fields = ["credentials_state", *credential_fields, "clear_credentials"]
         fieldsets[1][1]["fields"] = [
             "model",
+            "fallback_models",
             "embedding_model",
             "rewrite_model",
             "temperature",
             "max_tokens",
-            *credential_fields,
         ]
+        fieldsets.insert(
+            2,
+            (
+                "Endpoint and credentials",
+                {
+                    "fields": ["api_base", "api_version", *credential_fields],
+                    "description": (
+                        "Leave the endpoint empty to reach each provider at its public address. Set it to use "
+                        "your own model server (an OpenAI-compatible server such as vLLM or LM Studio, an Ollama, "
+                        "an Azure OpenAI resource with its API version, or a gateway such as OpenRouter) for "
+                        "every model of this bot except the offline local/ ones. Addresses on a private "
+                        "network need the operator's allowance (MINIRAG_MODEL_ALLOWED_NETWORKS)."
+                    ),
+                },
+            ),
+        )
         if obj is not None:
             fieldsets.append(("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}))
         return self.without_tenant_field(request, fieldsets)
@@ -202,9 +278,15 @@ class BotProfileAdmin(TenantModelAdmin):
     def has_credentials(self, bot: BotProfile) -> bool:
         return bot.has_credentials
 
-    @admin.display(description="Provider key")
+    @admin.display(description="Stored credentials")
     def credentials_state(self, bot: BotProfile) -> str:
-        return "Set (hidden)" if bot.has_credentials else "Not set: the server's key for this provider is used"
+        if not bot.has_credentials:
+            return "None: the server's key for this provider is used"
+        stored = bot_profile_credentials(bot)
+        parts = ["a provider key (hidden)"] if stored.get("api_key") else []
+        if stored.get("headers"):
+            parts.append(f"headers {', '.join(sorted(stored['headers']))} (values hidden)")
+        return "Set: " + " and ".join(parts)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
@@ -217,6 +299,7 @@ class BotProfileAdmin(TenantModelAdmin):
                 "embed": bot_embed(bot=bot, base_url=public_base_url(request)),
                 "try_url": reverse("admin:bots_botprofile_try", args=[bot.pk]),
                 "retrieval_test_url": reverse("admin:bots_botprofile_retrieval_test", args=[bot.pk]),
+                "model_test_url": reverse("admin:bots_botprofile_model_test", args=[bot.pk]),
                 "new_token_url": reverse("admin:tenants_apitoken_add") + f"?bot_profile={bot.pk}",
             }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -228,6 +311,11 @@ class BotProfileAdmin(TenantModelAdmin):
                 "<uuid:object_id>/retrieval-test/",
                 self.admin_site.admin_view(self.retrieval_test),
                 name="bots_botprofile_retrieval_test",
+            ),
+            path(
+                "<uuid:object_id>/test-model/",
+                self.admin_site.admin_view(self.model_test),
+                name="bots_botprofile_model_test",
             ),
         ]
         return extra + super().get_urls()
@@ -268,6 +356,32 @@ class BotProfileAdmin(TenantModelAdmin):
             "passed_count": sum(1 for chunk in report["chunks"] if chunk["passed"]) if report else 0,
         }
         return TemplateResponse(request, "admin/bots/botprofile/retrieval_test.html", context)
+
+    def model_test(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Whether the bot reaches its models (POST runs the test: it spends a few tokens; a GET
+        shows the button). Rate-limited with the API."""
+        bot = self.get_object(request, str(object_id))
+        if bot is None or not self.has_change_permission(request, bot):
+            self._get_obj_does_not_exist_redirect(request, self.opts, str(object_id))
+        report: dict[str, Any] | None = None
+        error = ""
+        if request.method == "POST":
+            tenant = acting_tenant(request, bot)
+            try:
+                with tenant_scope(tenant):
+                    report = run_model_test(tenant_id=tenant.pk, bot=bot)
+            except APIException as exc:  # the rate limit
+                error = str(exc.detail)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": f"Test the models: {bot.name}",
+            "opts": self.opts,
+            "original": bot,
+            "bot": bot,
+            "report": report,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/bots/botprofile/model_test.html", context)
 
     def try_it(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The real widget, on this page, with a 30-minute token that works only here."""

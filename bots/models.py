@@ -34,6 +34,12 @@ class BotProfile(TenantOwnedModel):
     embedding_model = models.CharField(max_length=200, default=default_embedding_model)
     # Condenses follow-up questions before searching (chat/followups.py); blank: the chat model.
     rewrite_model = models.CharField(max_length=200, blank=True, default="")
+    # Tried in order when the chat model fails transiently (timeout, rate limit, server error).
+    fallback_models = models.JSONField(default=list, blank=True)
+    # The bot's own endpoint for its models (an OpenAI-compatible server, an Azure resource, an Ollama);
+    # blank: each provider's public endpoint. Extra headers live, encrypted, in the credentials.
+    api_base = models.CharField(max_length=500, blank=True, default="")
+    api_version = models.CharField(max_length=50, blank=True, default="")
     system_prompt = models.TextField(default=DEFAULT_SYSTEM_PROMPT)
     temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_tokens = models.PositiveIntegerField(
@@ -52,7 +58,8 @@ class BotProfile(TenantOwnedModel):
     history_turns = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(0), MaxValueValidator(50)]
     )
-    # Fernet ciphertext of a JSON object such as {"api_key": "..."}; empty when none is set.
+    # Fernet ciphertext of a JSON object such as {"api_key": "...", "headers": {"X-Team": "..."}};
+    # empty when none is set.
     credentials_ciphertext = models.TextField(blank=True, default="", editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -22,17 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
-from rest_framework import status
-from rest_framework.exceptions import APIException
 
 from bots.models import BotProfile
+from bots.throttles import count_operator_test
 from chat.prompting import context_items
 from chat.retrieval import Candidate, Retrieval, RetrievedChunk, retrieve
 from chat.turns import KnowledgeUnavailableError, ModelFailedError, ModelUnavailableError
 from minirag.errors import NotFoundError
 from minirag.model_gateway import ModelError
-from minirag.rate_limits import Limit, RateLimited, hit
 from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
 
 logger = logging.getLogger(__name__)
@@ -40,40 +37,6 @@ logger = logging.getLogger(__name__)
 INACTIVE_WARNING = "This bot is inactive: visitors cannot chat with it until it is activated."
 EXTERNAL_REASON = "returned by the external search service (its results are not weighed here)"
 SCORE_DIGITS = 4
-PERIOD_SECONDS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
-PERIOD_NAMES = {1: "second", 60: "minute", 60 * 60: "hour", 24 * 60 * 60: "day"}
-
-
-class TooManyRetrievalTests(APIException):
-    """429 with `Retry-After` (DRF's handler adds the header from `wait`)."""
-
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "throttled"
-
-    def __init__(self, limit: Limit, wait_seconds: int) -> None:
-        unit = "second" if wait_seconds == 1 else "seconds"
-        period = PERIOD_NAMES[limit.window_seconds]
-        super().__init__(
-            f"Too many retrieval tests for this workspace: at most {limit.limit} per {period}. "
-            f"Try again in {wait_seconds} {unit}."
-        )
-        self.wait = wait_seconds
-
-
-def retrieval_test_limit(tenant_id: uuid.UUID) -> Limit:
-    """One budget per tenant (API and dashboard together): each test embeds the question. The
-    rate is written like DRF's ("30/minute"; "0/minute" turns the limit off)."""
-    rate = settings.THROTTLE_RATES["retrieval_test"]
-    count, period = rate.split("/", 1)
-    return Limit(f"retrieval-test:tenant:{tenant_id}", int(count), PERIOD_SECONDS[period.strip()[0]], "")
-
-
-def count_retrieval_test(tenant_id: uuid.UUID) -> None:
-    """Count one test, or raise `TooManyRetrievalTests` without counting it."""
-    try:
-        hit([retrieval_test_limit(tenant_id)])
-    except RateLimited as exc:
-        raise TooManyRetrievalTests(exc.limit, exc.wait) from None
 
 
 def history_window(bot: BotProfile, history: Sequence[dict[str, str]]) -> list[dict[str, str]]:
@@ -87,12 +50,12 @@ def run_retrieval_test(
     *, tenant_id: uuid.UUID, bot: BotProfile, question: str, history: Sequence[dict[str, str]] = ()
 ) -> dict[str, Any]:
     """The report of one test (the shape of `RetrievalTestSerializer`). The caller has checked who
-    may test this bot. Raises `TooManyRetrievalTests` (429), `ModelUnavailableError` or
+    may test this bot. Raises `TooManyTests` (429), `ModelUnavailableError` or
     `KnowledgeUnavailableError` (503), `ModelFailedError` (502): as a chat turn would, with the
     cause, since only the tenant's staff run tests."""
     if bot.tenant_id != tenant_id:  # a caller's bug; answered like any other tenant's id
         raise NotFoundError("Bot profile not found.")
-    count_retrieval_test(tenant_id)
+    count_operator_test("retrieval_test", tenant_id)
     window = history_window(bot, history)
     try:
         retrieval = async_to_sync(retrieve)(tenant_id=tenant_id, bot=bot, question=question, history=window)

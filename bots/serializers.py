@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bots.models import DEFAULT_REFUSAL_MESSAGE, DEFAULT_SYSTEM_PROMPT, BotProfile
@@ -13,6 +16,7 @@ from minirag.serializer_fields import FiniteFloatField, OptionalBooleanField, St
 class BotProfileSerializer(serializers.ModelSerializer):
     tenant_id = serializers.UUIDField(read_only=True)
     has_credentials = serializers.BooleanField(read_only=True)
+    fallback_models = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = BotProfile
@@ -24,6 +28,9 @@ class BotProfileSerializer(serializers.ModelSerializer):
             "model",
             "embedding_model",
             "rewrite_model",
+            "fallback_models",
+            "api_base",
+            "api_version",
             "system_prompt",
             "temperature",
             "max_tokens",
@@ -41,11 +48,39 @@ class BotProfileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CredentialsField(serializers.DictField):
-    """`{"api_key": "..."}`; `{}` or `null` clears. Write-only: never rendered."""
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": False,
+        "properties": {
+            "api_key": {"type": "string", "maxLength": 4096},
+            "headers": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "maxLength": 4096},
+                "description": "Extra HTTP headers sent with every model call (e.g. a gateway's team header).",
+            },
+        },
+    }
+)
+class CredentialsField(serializers.Field):
+    """`{"api_key": "...", "headers": {"X-Team": "..."}}`; `{}` or `null` clears. Write-only: never
+    rendered. The shape is checked here, the content by the service (bots/services.py)."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(child=StrictCharField(max_length=4096), allow_null=True, write_only=True, **kwargs)
+    default_error_messages = {
+        # (Braces doubled: DRF formats the message.)
+        "invalid": 'Must be an object such as {{"api_key": "..."}} or {{"headers": {{"X-Team": "..."}}}}.',
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, write_only=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        if "api_key" in data:
+            data = {**data, "api_key": StrictCharField(max_length=4096).run_validation(data["api_key"])}
+        return data
 
 
 class BotProfileUpdateInputSerializer(serializers.Serializer):
@@ -60,6 +95,23 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         help_text="The model that condenses follow-up questions before searching; blank: the chat model.",
+    )
+    fallback_models = serializers.ListField(
+        child=StrictCharField(max_length=200),
+        max_length=3,
+        required=False,
+        allow_null=True,
+        help_text="Tried in order when the chat model fails transiently (timeout, 429, 5xx); [] for none.",
+    )
+    api_base = StrictCharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="The bot's own endpoint for its models (an OpenAI-compatible server, Azure, Ollama); "
+        "blank: each provider's public endpoint.",
+    )
+    api_version = StrictCharField(
+        max_length=50, required=False, allow_blank=True, help_text="The API version Azure OpenAI asks for."
     )
     system_prompt = StrictCharField(required=False, allow_blank=True, max_length=32_000, trim_whitespace=False)
     temperature = FiniteFloatField(min_value=0.0, max_value=2.0, required=False)
@@ -195,3 +247,24 @@ class RetrievalTestSerializer(serializers.Serializer):
     chunks = RetrievalTestChunkSerializer(
         many=True, help_text="The local chunks in the hybrid search's order, then the external results used."
     )
+
+
+# --- The model test (bots/model_test.py) ------------------------------------------------------
+
+
+class ModelCheckSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(
+        choices=["chat", "fallback", "rewrite", "embedding"],
+        help_text="Which of the bot's models: its chat model, a fallback, its rewrite model or its embedding model.",
+    )
+    model = serializers.CharField()
+    status = serializers.ChoiceField(choices=["ok", "failed"])
+    latency_ms = serializers.IntegerField(help_text="How long the call took, failed or not.")
+    detail = serializers.CharField(allow_null=True, help_text="Why it failed, in one sentence; null when ok.")
+    dimensions = serializers.IntegerField(allow_null=True, help_text="The embedding's dimensions (embedding, ok).")
+
+
+class ModelTestSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "failed"], help_text="ok when every check is ok.")
+    detail = serializers.CharField(allow_null=True, help_text="The first failure's cause; null when ok.")
+    checks = ModelCheckSerializer(many=True)

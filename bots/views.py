@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from bots import selectors, services
 from bots.embed import bot_embed, public_base_url
+from bots.model_test import run_model_test
 from bots.models import BotProfile
 from bots.retrieval_test import run_retrieval_test
 from bots.serializers import (
@@ -20,6 +21,7 @@ from bots.serializers import (
     BotProfileSerializer,
     BotProfileUpdateInputSerializer,
     EmbedSerializer,
+    ModelTestSerializer,
     RetrievalTestInputSerializer,
     RetrievalTestSerializer,
 )
@@ -41,6 +43,7 @@ class BotProfileViewSet(TenantViewSet):
     minimum_roles = {
         "embed": Role.ADMIN,  # the snippet carries a bot token
         "retrieval_test": Role.ADMIN,  # shows the bot's whole chunks, and embeds on every call
+        "test_model": Role.ADMIN,  # spends tokens of the bot's key
     }
 
     def get_queryset(self) -> Any:
@@ -107,3 +110,16 @@ class BotProfileViewSet(TenantViewSet):
             tenant_id=self.tenant.pk, bot=bot, question=data["question"], history=data.get("history") or []
         )
         return Response(RetrievalTestSerializer(report).data)
+
+    @extend_schema(
+        operation_id="bot_profiles_test_model", request=None, responses={200: ModelTestSerializer, **ERROR_RESPONSES}
+    )
+    @action(detail=True, methods=["post"], url_path="test-model")
+    def test_model(self, request: Request, pk: str) -> Response:
+        """Whether the bot can reach its models: one tiny completion from its chat model (and each
+        fallback and its rewrite model), one tiny embedding from its embedding model, through its
+        own endpoint, key and headers. Each check says ok or failed, its latency and the one-line
+        cause of a failure. Always 200 (the report says what failed); rate-limited per tenant
+        (429 + Retry-After)."""
+        report = run_model_test(tenant_id=self.tenant.pk, bot=self.get_object())
+        return Response(ModelTestSerializer(report).data)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minirag import lexical
+from minirag.model_gateway import PUBLIC_ENDPOINT, Endpoint, ModelError, acomplete
 
 logger = logging.getLogger(__name__)
 
@@ -133,24 +134,22 @@ async def question_to_search(
     bot: Any,
     history: Sequence[dict[str, str]],
     question: str,
-    api_key: str | None = None,
+    endpoint: Endpoint = PUBLIC_ENDPOINT,
 ) -> SearchedQuestion:
     """The question the knowledge is searched with for this message (see the module docstring)."""
     if not is_follow_up(question, history):
         return SearchedQuestion(text=question, method="as asked")
     model = rewrite_model_of(bot)
     if model is not None:
-        rewritten = await _model_rewrite(model, history, question, api_key)
+        rewritten = await _model_rewrite(model, history, question, endpoint)
         if rewritten is not None:
             return SearchedQuestion(text=rewritten, method="model")
     return SearchedQuestion(text=offline_rewrite(question, history), method="offline")
 
 
 async def _model_rewrite(
-    model: str, history: Sequence[dict[str, str]], question: str, api_key: str | None
+    model: str, history: Sequence[dict[str, str]], question: str, endpoint: Endpoint
 ) -> str | None:
-    from minirag.model_gateway import ModelError, acomplete
-
     conversation = "\n".join(
         f"{turn['role']}: {' '.join(turn['content'].split())[:HISTORY_CHARS]}"
         for turn in history[-4:]
@@ -162,7 +161,9 @@ async def _model_rewrite(
     ]
     try:
         completion = await asyncio.wait_for(
-            acomplete(model=model, messages=messages, temperature=0.0, max_tokens=REWRITE_MAX_TOKENS, api_key=api_key),
+            acomplete(
+                model=model, messages=messages, temperature=0.0, max_tokens=REWRITE_MAX_TOKENS, endpoint=endpoint
+            ),
             timeout=REWRITE_TIMEOUT_SECONDS,
         )
     except (ModelError, TimeoutError) as error:

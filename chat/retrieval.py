@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 
 from bots.models import BotProfile
-from bots.services import bot_profile_credentials
+from bots.services import bot_model_endpoint
 from chat.evidence import assess
-from chat.followups import SearchedQuestion, question_to_search
+from chat.followups import SearchedQuestion, question_to_search, rewrite_model_of
 from minirag import lexical
 from minirag.db import releasing_connection
-from minirag.model_gateway import embed_texts
+from minirag.model_gateway import Endpoint, embed_texts
 from minirag.vectorstore import collection_name, get_vector_store
 from sources import nyxcore
 from sources.models import Source, SourceStatus, SourceType
@@ -101,7 +101,8 @@ class _BotSearchPlan:
     tenant_id: uuid.UUID
     bot_profile_id: uuid.UUID
     embedding_model: str
-    api_key: str | None
+    embedding_endpoint: Endpoint
+    rewrite_endpoint: Endpoint
     top_k: int
     similarity_threshold: float
     has_local_sources: bool
@@ -157,7 +158,8 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
         tenant_id=tenant_id,
         bot_profile_id=bot.pk,
         embedding_model=bot.embedding_model,
-        api_key=bot_profile_credentials(bot).get("api_key"),
+        embedding_endpoint=bot_model_endpoint(bot, bot.embedding_model),
+        rewrite_endpoint=bot_model_endpoint(bot, rewrite_model_of(bot) or bot.model),
         top_k=bot.top_k,
         similarity_threshold=bot.similarity_threshold,
         has_local_sources=bool(local_sources),
@@ -199,7 +201,7 @@ def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
     if not plan.has_local_sources or plan.term_statistics is None:
         return _LocalResult([])
     began = time.perf_counter()
-    vector = embed_texts([question], model=plan.embedding_model, api_key=plan.api_key).vectors[0]
+    vector = embed_texts([question], model=plan.embedding_model, endpoint=plan.embedding_endpoint).vectors[0]
     embedded = time.perf_counter()
     hits = get_vector_store().search(
         collection_name(plan.embedding_model),
@@ -271,7 +273,7 @@ async def retrieve(
 ) -> Retrieval:
     """The evidence for `question`, asked after `history` (a follow-up is resolved against it first)."""
     plan = await sync_to_async(releasing_connection(_search_plan))(tenant_id, bot)
-    searched = await question_to_search(bot=bot, history=history, question=question, api_key=plan.api_key)
+    searched = await question_to_search(bot=bot, history=history, question=question, endpoint=plan.rewrite_endpoint)
     question = searched.text
     # Embedding and the vector search are CPU and I/O bound: off the event loop, in parallel
     # with the external searches.

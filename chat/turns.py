@@ -8,6 +8,10 @@ answers from the numbered context and cites it.
 `sources` once, `delta` for each piece of text, then `done` after the message is stored — or
 `error` with a readable reason. A streamed answer interrupted by the client is stored as far as
 it got; a model failure never loses the user's message (it was stored before).
+
+The bot's `model` answers, or, when it fails in a way that may pass (timeout, rate limit, server
+error) before its first word, each of its `fallback_models` in turn. Every failed attempt is
+counted under its model; the answer is stored and counted under the model that gave it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from chat.retrieval import Retrieval, RetrievedChunk, retrieve
 from chat.services import AnswerRecord, PreparedTurn, citation, record_answer, record_failure
 from minirag.db import releasing_connection
 from minirag.errors import ApplicationError
-from minirag.model_gateway import ModelError, acomplete, astream
+from minirag.model_gateway import Endpoint, ModelError, acomplete, astream
 from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
 
 logger = logging.getLogger(__name__)
@@ -138,16 +142,14 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
         message = await _record_answer(turn, _refusal(turn, retrieval, streamed=False))
         return _response(turn, message, [])
     used, prompt = _grounding(turn, retrieval)
-    bot = turn.bot
     try:
-        completion = await acomplete(**await _model_arguments(bot, prompt))
+        model, completion = await _with_fallbacks(turn, prompt, acomplete, streamed=False)
     except ModelError as error:
-        await _record_failure(turn, model=bot.model, error=error.message, streamed=False)
         raise _as_api_error(error, turn) from error
     record = AnswerRecord(
         content=completion.text,
         outcome=Message.Outcome.ANSWERED,
-        model=bot.model,
+        model=model,
         chunks=used,
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
@@ -158,27 +160,54 @@ async def answer(turn: PreparedTurn) -> dict[str, Any]:
     return _response(turn, message, used)
 
 
-def _bot_api_key(bot: Any) -> str | None:
-    from bots.services import bot_profile_credentials
+def _bot_endpoint(bot: Any, model: str) -> Endpoint:
+    from bots.services import bot_model_endpoint
 
-    return bot_profile_credentials(bot).get("api_key")
+    return bot_model_endpoint(bot, model)
 
 
 # The database steps of a turn, run in the request's thread, each giving its connection back.
 _record_answer = sync_to_async(releasing_connection(record_answer))
 _record_failure = sync_to_async(releasing_connection(record_failure))
-_api_key = sync_to_async(releasing_connection(_bot_api_key))
+_endpoint = sync_to_async(releasing_connection(_bot_endpoint))
 
 
-async def _model_arguments(bot: Any, prompt: list[dict[str, str]]) -> dict[str, Any]:
-    """What the model gateway needs for one answer of `bot`, streamed or not."""
-    return {
-        "model": bot.model,
-        "messages": prompt,
-        "temperature": bot.temperature,
-        "max_tokens": bot.max_tokens,
-        "api_key": await _api_key(bot),
-    }
+def chat_models(bot: Any) -> list[str]:
+    """The models that may answer for `bot`, in the order they are tried."""
+    return list(dict.fromkeys([bot.model, *(bot.fallback_models or [])]))
+
+
+async def _with_fallbacks(
+    turn: PreparedTurn, prompt: list[dict[str, str]], call: Any, *, streamed: bool
+) -> tuple[str, Any]:
+    """`call` (`acomplete` or `astream`) with the bot's chat models in turn: the first that answers,
+    and its name. A transient failure moves on to the next model (the next model is the retry, so a
+    model with a successor is not retried itself); a permanent one (bad key, unknown model) ends the
+    turn, as does the last model's failure. Every failure is counted under its model."""
+    bot = turn.bot
+    models = chat_models(bot)
+    for position, model in enumerate(models):
+        last = position == len(models) - 1
+        endpoint = await _endpoint(bot, model)
+        try:
+            answer = await call(
+                model=model,
+                messages=prompt,
+                temperature=bot.temperature,
+                max_tokens=bot.max_tokens,
+                endpoint=endpoint,
+                retry=last,
+            )
+        except ModelError as error:
+            await _record_failure(turn, model=model, error=error.message, streamed=streamed)
+            if last or not error.transient:
+                raise
+            logger.warning(
+                "Chat %s: %s failed (%s); trying %s.", turn.chat_id, model, error.message, models[position + 1]
+            )
+            continue
+        return model, answer
+    raise AssertionError("a bot always has a chat model")
 
 
 # --- Streaming --------------------------------------------------------------------------------
@@ -241,11 +270,9 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
 
     used, prompt = _grounding(turn, retrieval)
     yield sse("sources", {"sources": [citation(chunk) for chunk in used]})
-    bot = turn.bot
     try:
-        generation = await astream(**await _model_arguments(bot, prompt))
+        model, generation = await _with_fallbacks(turn, prompt, astream, streamed=True)
     except ModelError as error:
-        await _record_failure(turn, model=bot.model, error=error.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(error, turn).detail})
         return
 
@@ -272,20 +299,21 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await generation.aclose()
             if parts:
-                await _shielded(record_answer, turn, _partial(turn, parts, used, first_token_ms, _searched(retrieval)))
+                partial = _partial(turn, model, parts, used, first_token_ms, _searched(retrieval))
+                await _shielded(record_answer, turn, partial)
 
     if failure is not None:
         # The model failed mid-answer: keep what it said, count the failure, say why it stopped.
         if parts:
-            await _record_answer(turn, _partial(turn, parts, used, first_token_ms, _searched(retrieval)))
-        await _record_failure(turn, model=bot.model, error=failure.message, streamed=True)
+            await _record_answer(turn, _partial(turn, model, parts, used, first_token_ms, _searched(retrieval)))
+        await _record_failure(turn, model=model, error=failure.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(failure, turn).detail})
         return
 
     record = AnswerRecord(
         content="".join(parts),
         outcome=Message.Outcome.ANSWERED,
-        model=bot.model,
+        model=model,
         chunks=used,
         prompt_tokens=generation.prompt_tokens,
         completion_tokens=generation.completion_tokens,
@@ -299,13 +327,18 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
 
 
 def _partial(
-    turn: PreparedTurn, parts: list[str], used: list[RetrievedChunk], first_token_ms: int | None, searched: str
+    turn: PreparedTurn,
+    model: str,
+    parts: list[str],
+    used: list[RetrievedChunk],
+    first_token_ms: int | None,
+    searched: str,
 ) -> AnswerRecord:
     text = "".join(parts)
     return AnswerRecord(
         content=text,
         outcome=Message.Outcome.PARTIAL,
-        model=turn.bot.model,
+        model=model,
         chunks=used,
         completion_tokens=len(text.split()),  # the provider's count arrives only at the end
         time_to_first_token_ms=first_token_ms,

@@ -2,7 +2,9 @@
 
 Every provider is a model string away (`gpt-4o-mini`, `anthropic/...`, `gemini/...`,
 `ollama/...`); the offline `local/...` models are registered as a LiteLLM custom provider. Keys
-come from the process environment or, per bot, from its encrypted credentials (BYOK).
+come from the process environment or, per bot, from its encrypted credentials (BYOK); a bot may
+also reach its models at its own endpoint (an OpenAI-compatible server, an Azure resource, an
+Ollama), with extra headers: an `Endpoint`.
 
 Every call is an outbound request under the egress policy (minirag/safe_http/egress.py): its
 connections may only reach public addresses or what the operator allowed, checked when a bot is
@@ -17,8 +19,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
 from typing import Any, Literal
@@ -75,6 +77,32 @@ class ModelError(Exception):
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """Where and how a model is reached beyond its provider's defaults: the bot's own API key, its own
+    server (`api_base`; `api_version` for Azure) and extra headers (a gateway's tenant header, say).
+    The empty Endpoint is the provider's public endpoint with the server's key from the environment."""
+
+    api_key: str | None = None
+    api_base: str | None = None
+    api_version: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def litellm_arguments(self) -> dict[str, Any]:
+        """The keyword arguments LiteLLM takes for this endpoint (only those that are set)."""
+        arguments: dict[str, Any] = {"api_key": self.api_key or None}
+        if self.api_base:
+            arguments["api_base"] = self.api_base
+        if self.api_version:
+            arguments["api_version"] = self.api_version
+        if self.headers:
+            arguments["extra_headers"] = dict(self.headers)
+        return arguments
+
+
+PUBLIC_ENDPOINT = Endpoint()
+
+
+@dataclass(frozen=True)
 class Embeddings:
     vectors: np.ndarray  # (n, dimensions) float32, L2-normalized rows
     prompt_tokens: int
@@ -114,7 +142,7 @@ INVALID_RESPONSE = "sent an answer that could not be read (malformed response)"
 
 
 def _model_error(
-    exc: Exception, model: str, guard: egress.ModelEgress | None = None, *, api_key: str | None = None
+    exc: Exception, model: str, guard: egress.ModelEgress | None = None, *, endpoint: Endpoint = PUBLIC_ENDPOINT
 ) -> ModelError:
     """The readable, safe form of a failed call; the provider's own words go to the server log."""
     if isinstance(exc, ModelError):
@@ -126,7 +154,7 @@ def _model_error(
     logger.warning(
         "The model %s (%s) failed: %s: %s", model, provider, type(exc).__name__, str(exc)[:500].replace("\n", " ")
     )
-    if _failed_for_want_of_a_key(exc, guard, api_key):
+    if _failed_for_want_of_a_key(exc, guard, endpoint.api_key):
         missing = _missing_keys(model)
         if missing:
             return ModelError(
@@ -187,7 +215,9 @@ def _check_provider(model: str) -> None:
         )
 
 
-def check_model_destination(model: str, *, purpose: Literal["chat", "embedding"]) -> None:
+def check_model_destination(
+    model: str, *, purpose: Literal["chat", "embedding"], endpoint: Endpoint = PUBLIC_ENDPOINT
+) -> None:
     """Refuse (ModelError) a model string whose requests would go where the egress policy forbids: LiteLLM's
     default endpoint for providers such as ollama/ or llamafile/ is this very machine. The model is tried
     for real under a probe that judges every connection LiteLLM opens and makes none; a destination that
@@ -199,11 +229,16 @@ def check_model_destination(model: str, *, purpose: Literal["chat", "embedding"]
     with egress.model_egress(probe=True) as probe, contextlib.suppress(Exception):
         # The probe answers every request with a canned 400, so these fail: only the connections matter.
         if purpose == "chat":
-            litellm.completion(
-                **_completion_kwargs(model, [{"role": "user", "content": "ping"}], 0.0, 1, "probe"), max_retries=0
-            )
+            probing = Endpoint("probe", endpoint.api_base, endpoint.api_version, endpoint.headers)
+            litellm.completion(**_completion_kwargs(model, [{"role": "user", "content": "ping"}], 0.0, 1, probing))
         else:
-            litellm.embedding(model=model, input=["ping"], api_key="probe", timeout=5, max_retries=0)
+            litellm.embedding(
+                model=model,
+                input=["ping"],
+                timeout=5,
+                max_retries=0,
+                **Endpoint("probe", endpoint.api_base, endpoint.api_version, endpoint.headers).litellm_arguments(),
+            )
     refusal = probe.refusal
     if refusal is not None:
         raise ModelError(f"The model {model} would send requests to {refusal.sentence}.", transient=False)
@@ -218,7 +253,7 @@ def embed_texts(
     texts: Sequence[str],
     *,
     model: str,
-    api_key: str | None = None,
+    endpoint: Endpoint = PUBLIC_ENDPOINT,
     batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Embeddings:
@@ -233,10 +268,13 @@ def embed_texts(
         with egress.model_egress() as guard:
             try:
                 response = litellm.embedding(
-                    model=model, input=batch, api_key=api_key or None, timeout=EMBEDDING_TIMEOUT_SECONDS
+                    model=model,
+                    input=batch,
+                    timeout=EMBEDDING_TIMEOUT_SECONDS,
+                    **endpoint.litellm_arguments(),
                 )
             except Exception as exc:
-                raise _model_error(exc, model, guard, api_key=api_key) from exc
+                raise _model_error(exc, model, guard, endpoint=endpoint) from exc
         parts.append(_embedding_rows(response, len(batch), model))
         if parts[0].shape[1] != parts[-1].shape[1]:
             raise _invalid_response(model, "batches of different dimensions")
@@ -276,43 +314,54 @@ class Completion:
 
 
 def _completion_kwargs(
-    model: str, messages: Messages, temperature: float, max_tokens: int, api_key: str | None
+    model: str, messages: Messages, temperature: float, max_tokens: int, endpoint: Endpoint
 ) -> dict[str, object]:
     return {
         "model": model,
         "messages": messages,
         "temperature": temperature,
         "max_tokens": max_tokens,
-        "api_key": api_key or None,
+        **endpoint.litellm_arguments(),
         "timeout": settings.LLM_TIMEOUT_SECONDS,
+        # Retries are the gateway's (`retry`) and the caller's (a bot's fallback models): the provider
+        # SDKs' own would wait out a rate limit two more times before the next model is tried.
+        "max_retries": 0,
         # Parameters a provider does not take are dropped rather than failing the turn.
         "drop_params": True,
     }
 
 
-async def _with_one_retry(call: Callable[[], object], model: str, api_key: str | None) -> object:
-    """`await call()` under the egress policy, once more after a short pause if the first failure is
-    transient."""
-    for attempt in (1, 2):
+async def _with_one_retry(call: Callable[[], object], model: str, endpoint: Endpoint, *, retry: bool) -> object:
+    """`await call()` under the egress policy; with `retry`, once more after a short pause if the
+    first failure is transient."""
+    attempts = 2 if retry else 1
+    for attempt in range(1, attempts + 1):
         with egress.model_egress() as guard:
             try:
                 return await call()  # type: ignore[misc]
             except Exception as exc:
-                error = _model_error(exc, model, guard, api_key=api_key)
-                if not error.transient or attempt == 2:
+                error = _model_error(exc, model, guard, endpoint=endpoint)
+                if not error.transient or attempt == attempts:
                     raise error from exc
         await asyncio.sleep(RETRY_PAUSE_SECONDS)
     raise AssertionError("unreachable")
 
 
 async def acomplete(
-    *, model: str, messages: Messages, temperature: float, max_tokens: int, api_key: str | None = None
+    *,
+    model: str,
+    messages: Messages,
+    temperature: float,
+    max_tokens: int,
+    endpoint: Endpoint = PUBLIC_ENDPOINT,
+    retry: bool = True,
 ) -> Completion:
-    """One whole answer."""
+    """One whole answer. A transient failure is tried once more unless `retry` is off (the caller
+    has another model to turn to)."""
     litellm = await asyncio.to_thread(_ready_litellm)  # the first import must not stall the event loop
     _check_provider(model)
-    kwargs = _completion_kwargs(model, messages, temperature, max_tokens, api_key)
-    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, api_key)
+    kwargs = _completion_kwargs(model, messages, temperature, max_tokens, endpoint)
+    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, endpoint, retry=retry)
     try:
         text = response.choices[0].message.content or ""  # type: ignore[attr-defined]
     except (AttributeError, IndexError, KeyError, TypeError) as exc:
@@ -394,14 +443,21 @@ class CompletionStream:
 
 
 async def astream(
-    *, model: str, messages: Messages, temperature: float, max_tokens: int, api_key: str | None = None
+    *,
+    model: str,
+    messages: Messages,
+    temperature: float,
+    max_tokens: int,
+    endpoint: Endpoint = PUBLIC_ENDPOINT,
+    retry: bool = True,
 ) -> CompletionStream:
-    """Start a streamed answer. Opening the stream is retried once on a transient failure;
-    a failure after the first delta is raised as it happens (nothing can be taken back)."""
+    """Start a streamed answer. Opening the stream is retried once on a transient failure (unless
+    `retry` is off); a failure after the first delta is raised as it happens (nothing can be taken
+    back)."""
     litellm = await asyncio.to_thread(_ready_litellm)
     _check_provider(model)
-    kwargs = _completion_kwargs(model, messages, temperature, max_tokens, api_key)
+    kwargs = _completion_kwargs(model, messages, temperature, max_tokens, endpoint)
     kwargs["stream"] = True
     kwargs["stream_options"] = {"include_usage": True}
-    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, api_key)
+    response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, endpoint, retry=retry)
     return CompletionStream(response, model, messages)

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "sources",
     "chat",
     "webhooks",
+    "providers",
 ]
 
 MIDDLEWARE = [
@@ -342,6 +343,8 @@ THROTTLE_RATES: dict[str, str] = {
     "current_password": env.str("MINIRAG_CURRENT_PASSWORD_RATE", default="10/hour"),
     # Retrieval tests per tenant (API and dashboard together): each one embeds a question.
     "retrieval_test": env.str("MINIRAG_RETRIEVAL_TEST_RATE", default="30/minute"),
+    # Model tests per tenant (API and dashboard together): each one calls the bot's models.
+    "model_test": env.str("MINIRAG_MODEL_TEST_RATE", default="10/minute"),
 }
 
 # Chat messages through bot (widget) tokens, counted in sliding windows in the shared cache
@@ -415,6 +418,7 @@ SPECTACULAR_SETTINGS = {
         "ComponentStatusEnum": ["ok", "error"],
         "UserRoleEnum": "tenants.models.Role",
         "MessageRoleEnum": "chat.models.Message.Role",
+        "ModelCheckStatusEnum": ["ok", "failed"],
     },
 }
 

@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("sources.urls")),
     path("", include("chat.urls")),
     path("", include("webhooks.urls")),
+    path("", include("providers.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bots.services import bot_profile_credentials
+from bots.services import bot_model_endpoint
 from minirag.lexical import document_vector
 from minirag.model_gateway import embed_texts
 from minirag.vectorstore import VectorPoint, collection_name, get_vector_store
@@ -188,7 +188,7 @@ def index_documents(
     done = len(reused)
     embedded_vectors: dict[uuid.UUID, np.ndarray] = {}
     prompt_tokens = 0
-    api_key = bot_profile_credentials(bot).get("api_key")
+    endpoint = bot_model_endpoint(bot, model)
     # Similar lengths in one batch pad less; the order of embedding does not matter. Each group is
     # written to the vector store in the background while the next one is embedded.
     by_length = sorted(to_embed, key=lambda chunk: len(chunk.content))
@@ -196,7 +196,7 @@ def index_documents(
         pending: Future[None] | None = None
         for start in range(0, len(by_length), _embed_group_size()):
             group = by_length[start : start + _embed_group_size()]
-            embeddings = embed_texts([chunk.content for chunk in group], model=model, api_key=api_key)
+            embeddings = embed_texts([chunk.content for chunk in group], model=model, endpoint=endpoint)
             prompt_tokens += embeddings.prompt_tokens
             store.ensure_collection(collection, embeddings.dimensions)
             points = [

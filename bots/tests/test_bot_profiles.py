@@ -39,6 +39,9 @@ EXTENSION_KEYS = {
     "chunk_overlap",
     "history_turns",
     "rewrite_model",
+    "fallback_models",
+    "api_base",
+    "api_version",
 }
 
 

@@ -63,7 +63,7 @@ def test_a_standalone_question_is_searched_as_asked_without_a_model_call(monkeyp
     def no_call(**_: Any) -> None:
         raise AssertionError("a standalone question needs no rewrite")
 
-    monkeypatch.setattr("minirag.model_gateway.acomplete", no_call)
+    monkeypatch.setattr("chat.followups.acomplete", no_call)
     bot = type("Bot", (), {"model": "gpt-4o-mini", "rewrite_model": ""})()
     searched = async_to_sync(question_to_search)(bot=bot, history=HISTORY, question="When does the gym open?")
     assert (searched.text, searched.method) == ("When does the gym open?", "as asked")
@@ -73,7 +73,7 @@ def test_a_failing_rewrite_model_falls_back_to_the_offline_rewrite(monkeypatch: 
     async def failing(**_: Any) -> None:
         raise ModelError("rate limited", transient=True)
 
-    monkeypatch.setattr("minirag.model_gateway.acomplete", failing)
+    monkeypatch.setattr("chat.followups.acomplete", failing)
     bot = type("Bot", (), {"model": "gpt-4o-mini", "rewrite_model": ""})()
     searched = async_to_sync(question_to_search)(bot=bot, history=HISTORY, question="Can I park there?")
     assert (searched.text, searched.method) == ("Can I park there? dental clinic", "offline")

@@ -247,7 +247,7 @@ def test_no_secret_ever_appears_in_dashboard_html(
             for secret in secrets:
                 assert secret not in html, (page, secret[:12])
     bot_page = tenant_client(alpha).get(admin_url(BotProfile, "change", alpha.bot.pk)).content.decode()
-    assert "Set (hidden)" in bot_page
+    assert "Set: a provider key" in bot_page
     # The widget token is a publishable key: its snippet is on the bot's page by design.
     assert alpha.tokens["bot"] in bot_page
 
