@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from bots.models import BotProfile
@@ -23,6 +26,8 @@ from bots.tests.factories import BotProfileFactory
 from chat import turns
 from chat.services import prepare_turn
 from minirag.vectorstore import close_vector_store
+from providers import budgets
+from providers.models import SpendReservation
 from sources.models import Source
 from sources.services import source_create, source_ingest_request, source_upload
 from tenants.authentication import Principal
@@ -141,6 +146,13 @@ def build_world(slug: str) -> TenantWorld:
         with tenant_scope(tenant):
             turn = prepare_turn(principal=owner_principal, bot_profile_id=bot.pk, message=question)
         async_to_sync(turns.answer)(turn)  # the second one is refused: it records an unanswered question
+    with tenant_scope(tenant):
+        # The offline models cost nothing: some spend of a paid model, and a turn's long-expired
+        # reservation, so that the isolation suite covers the budget ledger (providers/budgets.py).
+        budgets.record_spend(tenant=tenant, bot=bot, cost_usd=Decimal("0.0125"))
+        SpendReservation.objects.create(
+            tenant=tenant, bot_profile=bot, amount_usd=Decimal("0.5"), expires_at=timezone.now() - timedelta(hours=1)
+        )
     return world
 
 

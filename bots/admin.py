@@ -40,6 +40,7 @@ from minirag.dashboard.model_admin import (
 )
 from minirag.error_handlers import flatten_errors
 from minirag.errors import ApplicationError
+from providers.budgets import bot_budget
 from providers.widgets import ModelPickerWidget
 from sources.models import Source
 from tenants.models import ApiToken, Tenant
@@ -125,13 +126,15 @@ class BotProfileForm(ServiceForm):
                 credentials["api_key"] = data["api_key"]
             if data.get("headers"):
                 credentials["headers"] = data["headers"]
+        user = self.dashboard_request.user
+        actor_role = user.role if user.tenant_id is not None else None  # operators: the platform
         if self.instance._state.adding:
-            return bot_profile_create(tenant=tenant, credentials=credentials, **attributes)
+            return bot_profile_create(tenant=tenant, credentials=credentials, actor_role=actor_role, **attributes)
         bot = BotProfile.objects.get(pk=self.instance.pk)
         changes = {field: attributes[field] for field in self.changed_data if field in attributes}
         if credentials is None:
-            return bot_profile_update(tenant=tenant, bot=bot, **changes)
-        return bot_profile_update(tenant=tenant, bot=bot, credentials=credentials, **changes)
+            return bot_profile_update(tenant=tenant, bot=bot, actor_role=actor_role, **changes)
+        return bot_profile_update(tenant=tenant, bot=bot, credentials=credentials, actor_role=actor_role, **changes)
 
 
 # "user: ..." or "assistant: ..." starts a turn; any other line continues the turn above it.
@@ -222,7 +225,7 @@ class BotProfileAdmin(TenantModelAdmin):
     list_display = ["name", "model", "embedding_model", "source_count", "is_active", "has_credentials", "created_at"]
     list_filter = ["is_active", "model"]
     search_fields = ["name", "description"]
-    readonly_fields = ["id", "credentials_state", "created_at", "updated_at"]
+    readonly_fields = ["id", "credentials_state", "spent_this_month", "created_at", "updated_at"]
     inlines = [SourceInline, BotTokenInline]
     actions = ["deactivate_bots", "activate_bots"]
     change_form_template = "admin/bots/botprofile/change_form.html"
@@ -233,6 +236,16 @@ class BotProfileAdmin(TenantModelAdmin):
             ("Model", {"fields": ["model", "embedding_model", "temperature", "max_tokens", "credentials"]}),
             ("Answers", {"fields": ["system_prompt", "refusal_message", "history_turns"]}),
             ("Retrieval", {"fields": ["top_k", "similarity_threshold", "chunk_size", "chunk_overlap"]}),
+            (
+                "Budget",
+                {
+                    "fields": ["monthly_budget_usd", "spent_this_month"] if obj is not None else ["monthly_budget_usd"],
+                    "description": (
+                        "The most this bot may spend on models per calendar month (UTC), within the workspace's "
+                        "budget; owners set it. Over it, its chats are refused until the month ends."
+                    ),
+                },
+            ),
         ]
         credential_fields = ["api_key", "headers"]
         if obj is not None:
@@ -277,6 +290,12 @@ class BotProfileAdmin(TenantModelAdmin):
     @admin.display(boolean=True, description="Provider key")
     def has_credentials(self, bot: BotProfile) -> bool:
         return bot.has_credentials
+
+    @admin.display(description="Spent this month")
+    def spent_this_month(self, bot: BotProfile) -> str:
+        with tenant_scope(bot.tenant_id):
+            budget = bot_budget(bot)
+        return f"{budget.spent_usd:.2f} USD (forecast for the month: {budget.forecast_usd()} USD)"
 
     @admin.display(description="Stored credentials")
     def credentials_state(self, bot: BotProfile) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +41,11 @@ class BotProfile(TenantOwnedModel):
     # blank: each provider's public endpoint. Extra headers live, encrypted, in the credentials.
     api_base = models.CharField(max_length=500, blank=True, default="")
     api_version = models.CharField(max_length=50, blank=True, default="")
+    # The most this bot may spend on models per calendar month (UTC), within the tenant's own cap;
+    # set by owners; null: no cap of its own (providers/budgets.py).
+    monthly_budget_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+    )
     system_prompt = models.TextField(default=DEFAULT_SYSTEM_PROMPT)
     temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_tokens = models.PositiveIntegerField(

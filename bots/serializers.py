@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -44,6 +45,7 @@ class BotProfileSerializer(serializers.ModelSerializer):
             "chunk_size",
             "chunk_overlap",
             "history_turns",
+            "monthly_budget_usd",
         ]
         read_only_fields = fields
 
@@ -124,6 +126,15 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
     chunk_overlap = StrictIntegerField(min_value=0, max_value=4000, required=False)
     history_turns = StrictIntegerField(min_value=0, max_value=50, required=False)
     is_active = OptionalBooleanField(required=False)
+    monthly_budget_usd = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal(0),
+        allow_null=True,
+        required=False,
+        help_text="The most this bot may spend on models per calendar month (UTC), in USD, within the "
+        "workspace's own budget; null: no cap of its own. Owners only.",
+    )
 
 
 class BotProfileCreateInputSerializer(BotProfileUpdateInputSerializer):

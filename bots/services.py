@@ -12,12 +12,12 @@ from django.db import transaction
 from bots.models import BotProfile
 from bots.signals import bot_profile_changed
 from minirag.crypto import decrypt_json, encrypt_json
-from minirag.errors import InvalidInputError, NotFoundError
+from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
 from minirag.model_gateway import PUBLIC_ENDPOINT, Endpoint, ModelError, check_model_destination, provider_of
 from minirag.safe_http.validation import validated_public_url
 from minirag.sentinels import UNSET
 from providers.catalogue import Mode, unroutable_model_message
-from tenants.models import Tenant
+from tenants.models import Role, Tenant
 
 # Fields a client may set; everything else (ids, tenant, ciphertext, timestamps) is the server's.
 EDITABLE_FIELDS = frozenset(
@@ -40,6 +40,7 @@ EDITABLE_FIELDS = frozenset(
         "chunk_overlap",
         "history_turns",
         "is_active",
+        "monthly_budget_usd",
     }
 )
 CREDENTIAL_KEYS = frozenset({"api_key", "headers"})
@@ -200,10 +201,31 @@ def bot_model_endpoint(bot: BotProfile, model: str | None = None) -> Endpoint:
     )
 
 
+def _check_budget(bot: BotProfile, tenant: Tenant, fields: set[str], actor_role: str | None) -> None:
+    """A bot's budget is set by owners (and the platform's operators: `actor_role` None), within the
+    tenant's own."""
+    if "monthly_budget_usd" not in fields:
+        return
+    if actor_role is not None and actor_role != Role.OWNER:
+        raise ForbiddenError("Only an owner can set a bot's monthly budget.")
+    cap = tenant.monthly_budget_usd
+    if bot.monthly_budget_usd is not None and cap is not None and bot.monthly_budget_usd > cap:
+        raise InvalidInputError.for_field(
+            "monthly_budget_usd", f"Must be within the workspace's own monthly budget ({cap} USD)."
+        )
+
+
 @transaction.atomic
-def bot_profile_create(*, tenant: Tenant, credentials: dict[str, Any] | None = None, **attributes: Any) -> BotProfile:
+def bot_profile_create(
+    *,
+    tenant: Tenant,
+    credentials: dict[str, Any] | None = None,
+    actor_role: str | None = None,
+    **attributes: Any,
+) -> BotProfile:
     bot = BotProfile(tenant=tenant)
     _apply(bot, attributes)
+    _check_budget(bot, tenant, {"monthly_budget_usd"} if bot.monthly_budget_usd is not None else set(), actor_role)
     bot.credentials_ciphertext = _encrypt_credentials(credentials)
     bot.full_clean()
     _check_models(bot, {field for field, _ in MODEL_FIELDS} | {"fallback_models"})
@@ -213,9 +235,15 @@ def bot_profile_create(*, tenant: Tenant, credentials: dict[str, Any] | None = N
 
 @transaction.atomic
 def bot_profile_update(
-    *, tenant: Tenant, bot: BotProfile, credentials: dict[str, Any] | None = UNSET, **attributes: Any
+    *,
+    tenant: Tenant,
+    bot: BotProfile,
+    credentials: dict[str, Any] | None = UNSET,
+    actor_role: str | None = None,
+    **attributes: Any,
 ) -> BotProfile:
     """Partial update. `credentials=None` or `{}` clears them; leaving it out keeps them.
+    `actor_role`: the role of who asks (None: the platform), for the fields only owners set.
     Sends `bot_profile_changed` once committed (e.g. sources re-index after a model change)."""
     if bot.tenant_id != tenant.pk:
         raise NotFoundError("Bot profile not found.")
@@ -225,6 +253,7 @@ def bot_profile_update(
         bot.credentials_ciphertext = _encrypt_credentials(credentials)
     bot.full_clean()
     changed = {field for field, value in before.items() if getattr(bot, field) != value}
+    _check_budget(bot, tenant, changed, actor_role)
     _check_models(bot, changed | ({"credentials"} if credentials is not UNSET else set()))
     bot.save()
     if changed:

@@ -63,14 +63,14 @@ class BotProfileViewSet(TenantViewSet):
     @extend_schema(request=BotProfileCreateInputSerializer, responses={201: BotProfileSerializer, **ERROR_RESPONSES})
     def create(self, request: Request) -> Response:
         data = self.validated_input()
-        bot = services.bot_profile_create(tenant=self.tenant, **data)
+        bot = services.bot_profile_create(tenant=self.tenant, actor_role=self.principal.role, **data)
         return Response(BotProfileSerializer(bot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BotProfileUpdateInputSerializer, responses={200: BotProfileSerializer, **ERROR_RESPONSES})
     def partial_update(self, request: Request, pk: str) -> Response:
         bot = self.get_object()
         data = self.validated_input()
-        bot = services.bot_profile_update(tenant=self.tenant, bot=bot, **data)
+        bot = services.bot_profile_update(tenant=self.tenant, bot=bot, actor_role=self.principal.role, **data)
         return Response(BotProfileSerializer(bot).data)
 
     @extend_schema(responses={204: OpenApiResponse(description="Deactivated."), **ERROR_RESPONSES})

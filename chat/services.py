@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -21,7 +22,9 @@ from chat.retrieval import RetrievedChunk
 from chat.selectors import chat_get_for, recent_history
 from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
 from minirag.pricing import cost_usd
+from providers import budgets
 from tenants.authentication import Principal
+from tenants.models import Tenant
 from tenants.tenancy import tenant_scope
 from webhooks import events as webhook_events
 
@@ -34,6 +37,7 @@ class PreparedTurn:
     """Everything the asynchronous part of a turn needs, read while the request held a scope."""
 
     tenant_id: uuid.UUID
+    tenant: Tenant  # for its budget (providers/budgets.py)
     bot: BotProfile
     chat_id: uuid.UUID
     user_message_id: uuid.UUID
@@ -41,6 +45,7 @@ class PreparedTurn:
     history: list[dict[str, str]]
     for_visitor: bool = False  # asked through a bot (widget) token
     started: float = field(default_factory=time.perf_counter)
+    reservation_id: uuid.UUID | None = None  # what the turn set aside under a budget
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -60,18 +65,27 @@ def prepare_turn(
     chat_id: uuid.UUID | None = None,
     visitor_id: str = "",
 ) -> PreparedTurn:
-    """Check who may chat with which bot in which chat, store the user's message, read history."""
+    """Check who may chat with which bot in which chat and whether its budget allows a turn (429
+    `BudgetExhausted` when not: nothing is stored), then store the user's message and read history."""
     tenant = principal.tenant
     bot = BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True).first()
     if bot is None:
         raise NotFoundError("Bot profile not found.")
     if principal.is_bot_token and bot.pk != principal.bot_profile_id:
         raise ForbiddenError("This token can only chat with its own bot.")
+    chat: Chat | None = None
     if chat_id is not None:
         chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id)
         if chat.bot_profile_id != bot.pk:
             raise InvalidInputError.for_field("chat_id", "This chat belongs to another bot.")
-    else:
+    history = recent_history(chat=chat, turns=bot.history_turns) if chat is not None else []
+    reservation_id = budgets.admit(
+        tenant=tenant,
+        bot=bot,
+        estimate=budgets.turn_estimate(bot, question=message, history=history),
+        for_visitor=principal.is_bot_token,
+    )
+    if chat is None:
         chat = Chat.objects.create(
             tenant=tenant,
             bot_profile=bot,
@@ -80,17 +94,18 @@ def prepare_turn(
             started_by_token=principal.api_token if principal.is_bot_token else None,
             visitor_id=visitor_id,
         )
-    history = recent_history(chat=chat, turns=bot.history_turns)
     user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
     Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
     return PreparedTurn(
         tenant_id=tenant.pk,
+        tenant=tenant,
         bot=bot,
         chat_id=chat.pk,
         user_message_id=user_message.pk,
         question=message,
         history=history,
         for_visitor=principal.is_bot_token,
+        reservation_id=reservation_id,
     )
 
 
@@ -140,6 +155,8 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
             sources=[citation(chunk) for chunk in answer.chunks],
             searched_question=answer.searched_question,
         )
+        cost = cost_usd(answer.model, answer.prompt_tokens, answer.completion_tokens)
+        budgets.record_spend(tenant=turn.tenant, bot=turn.bot, cost_usd=cost, reservation_id=turn.reservation_id)
         UsageEvent.objects.create(
             tenant_id=turn.tenant_id,
             bot_profile=turn.bot,
@@ -148,7 +165,7 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
             model=answer.model,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
-            cost_usd=cost_usd(answer.model, answer.prompt_tokens, answer.completion_tokens),
+            cost_usd=cost,
             time_to_first_token_ms=answer.time_to_first_token_ms,
             duration_ms=turn.elapsed_ms(),
             streamed=answer.streamed,
@@ -182,9 +199,14 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
     return message
 
 
-def record_failure(turn: PreparedTurn, *, model: str, error: str, streamed: bool) -> None:
-    """A turn whose model call failed: the user's message stays; the failure is counted."""
-    with tenant_scope(turn.tenant_id):
+def record_failure(turn: PreparedTurn, *, model: str, error: str, streamed: bool, final: bool = True) -> None:
+    """A turn whose model call failed: the user's message stays; the failure is counted. `final`:
+    the turn ends with it (no fallback model follows), so what it set aside is released."""
+    with tenant_scope(turn.tenant_id), transaction.atomic():
+        if final and turn.reservation_id is not None:
+            budgets.record_spend(
+                tenant=turn.tenant, bot=turn.bot, cost_usd=Decimal(0), reservation_id=turn.reservation_id
+            )
         UsageEvent.objects.create(
             tenant_id=turn.tenant_id,
             bot_profile=turn.bot,

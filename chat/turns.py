@@ -199,8 +199,9 @@ async def _with_fallbacks(
                 retry=last,
             )
         except ModelError as error:
-            await _record_failure(turn, model=model, error=error.message, streamed=streamed)
-            if last or not error.transient:
+            final = last or not error.transient
+            await _record_failure(turn, model=model, error=error.message, streamed=streamed, final=final)
+            if final:
                 raise
             logger.warning(
                 "Chat %s: %s failed (%s); trying %s.", turn.chat_id, model, error.message, models[position + 1]

@@ -99,6 +99,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if not isinstance(detail, str):
         detail = summarize_errors(flatten_errors(detail))
     response.data = {"detail": str(detail)}
+    # An error a client must tell from others of its status (a spent budget from a rate limit: both
+    # 429) names itself in `code`, an additive field.
+    public_code = getattr(exc, "public_code", None)
+    if public_code:
+        response.data["code"] = public_code
     return response
 
 

@@ -1,9 +1,11 @@
-"""The read shape of the model catalogue (`GET /v1/models`)."""
+"""Read shapes: the model catalogue (`GET /v1/models`) and a monthly budget."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from providers.budgets import Budget
 from providers.catalogue import ENTRY_SOURCES, MODES
 
 
@@ -50,3 +52,25 @@ class ModelEntrySerializer(serializers.Serializer):
         read_only=True,
         help_text="litellm: LiteLLM's model list; local: MiniRAG's offline models; connection: a named connection.",
     )
+
+
+class BudgetSerializer(serializers.Serializer):
+    """A monthly spend cap and this month's use of it (providers/budgets.py)."""
+
+    monthly_budget_usd = serializers.DecimalField(
+        source="budget_usd",
+        max_digits=12,
+        decimal_places=2,
+        allow_null=True,
+        help_text="The cap per calendar month (UTC), in USD; null: none.",
+    )
+    spent_usd = serializers.DecimalField(
+        max_digits=16, decimal_places=4, help_text="Spent on models this month, at the prices of the usage statistics."
+    )
+    forecast_usd = serializers.SerializerMethodField(help_text="This month's spend if it goes on at the pace so far.")
+    month = serializers.DateField(format="%Y-%m", help_text="The month counted (YYYY-MM, UTC).")
+    resets_at = serializers.DateTimeField(help_text="When the next month's count starts.")
+
+    @extend_schema_field(serializers.DecimalField(max_digits=16, decimal_places=2))
+    def get_forecast_usd(self, budget: Budget) -> str:
+        return str(budget.forecast_usd())

@@ -25,8 +25,10 @@ from django.utils import timezone
 
 from bots.services import bot_model_endpoint
 from minirag.lexical import document_vector
-from minirag.model_gateway import embed_texts
+from minirag.model_gateway import ModelError, embed_texts
+from minirag.pricing import model_price
 from minirag.vectorstore import VectorPoint, collection_name, get_vector_store
+from providers import budgets
 from sources.chunking import chunk_text
 from sources.loaders import LoadedDocument
 from sources.models import Chunk, Document, Source
@@ -183,6 +185,12 @@ def index_documents(
     # A run that wrote vectors and then died leaves points the database does not know about;
     # the flag, set before any write and cleared after cleanup, says the next run must look.
     leftovers_possible = Source.objects.filter(pk=source.pk).values_list("index_dirty", flat=True).get()
+    price = model_price(model)
+    if to_embed and price.prompt_per_1m > 0:
+        # Embedding with a paid model spends the budget: a spent one pauses ingestion, readably.
+        exhausted = budgets.exhausted_budget(source.tenant, bot)
+        if exhausted:
+            raise ModelError(exhausted, transient=False)
     if to_embed:
         _mark_index_dirty(source, run_id, dirty=True)
     done = len(reused)
@@ -212,6 +220,9 @@ def index_documents(
         if pending is not None:
             pending.result()
             on_progress(done, total)
+    if prompt_tokens and price.prompt_per_1m > 0:
+        with transaction.atomic():
+            budgets.record_spend(tenant=source.tenant, bot=bot, cost_usd=price.cost(prompt_tokens, 0))
 
     moved = [
         chunk

@@ -28,6 +28,7 @@ from minirag.dashboard.model_admin import (
     secret_once_response,
 )
 from minirag.vectorstore import get_vector_store
+from providers.budgets import tenant_budget
 from tenants.current_password import TooManyWrongPasswords
 from tenants.models import RATE_LIMIT_FIELDS, ApiToken, Role, Tenant, User, role_at_least
 from tenants.selectors import first_active_owner
@@ -39,7 +40,7 @@ from tenants.services import (
     user_deactivate,
     user_update,
 )
-from tenants.tenancy import tenant_scope_disabled
+from tenants.tenancy import tenant_scope, tenant_scope_disabled
 
 # --- Tenants ----------------------------------------------------------------------------------
 
@@ -51,8 +52,19 @@ class TenantAdmin(NotFoundInsteadOfRedirect, admin.ModelAdmin):
     list_display = ["name", "slug", "plan", "is_active", "created_at"]
     list_filter = ["is_active", "plan"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["id", "created_at", "updated_at"]
-    fields = ["id", "name", "slug", "plan", "is_active", "members_see_all_chats", "created_at", "updated_at"]
+    readonly_fields = ["id", "spent_this_month", "created_at", "updated_at"]
+    fields = [
+        "id",
+        "name",
+        "slug",
+        "plan",
+        "is_active",
+        "members_see_all_chats",
+        "monthly_budget_usd",
+        "spent_this_month",
+        "created_at",
+        "updated_at",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         queryset = super().get_queryset(request)
@@ -62,12 +74,18 @@ class TenantAdmin(NotFoundInsteadOfRedirect, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
         if is_operator(request):
             return list(self.readonly_fields)
-        # Slug, plan and activation are the platform's business, not the tenant's; who reads the
-        # conversations is the owners' (as PATCH /v1/tenants/me).
-        readonly = [*self.readonly_fields, "slug", "plan", "is_active"]
+        # Slug, plan, activation and the model budget are the platform's business, not the tenant's;
+        # who reads the conversations is the owners' (as PATCH /v1/tenants/me).
+        readonly = [*self.readonly_fields, "slug", "plan", "is_active", "monthly_budget_usd"]
         if request.user.role != Role.OWNER:
             readonly.append("members_see_all_chats")
         return readonly
+
+    @admin.display(description="Spent on models this month")
+    def spent_this_month(self, tenant: Tenant) -> str:
+        with tenant_scope(tenant):
+            budget = tenant_budget(tenant)
+        return f"{budget.spent_usd:.2f} USD (forecast for the month: {budget.forecast_usd()} USD)"
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)

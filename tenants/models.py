@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -53,6 +54,16 @@ class Tenant(models.Model):
         default=True,
         help_text="Members read every chat of the workspace. Off: members read only the chats they started; "
         "owners and admins still read all.",
+    )
+    # The most the workspace may spend on models in a calendar month (UTC), set by the platform's
+    # operators; null: no cap (providers/budgets.py).
+    monthly_budget_usd = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Most the workspace may spend on models per calendar month (UTC), in USD. Empty: no cap.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

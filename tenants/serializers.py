@@ -8,6 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from minirag.serializer_fields import OptionalBooleanField, StrictCharField
+from providers.budgets import tenant_budget
+from providers.serializers import BudgetSerializer
 from tenants.models import SLUG_PATTERN, ApiToken, Role, Tenant, User
 
 # --- Output -----------------------------------------------------------------------------------
@@ -18,6 +20,20 @@ class TenantSerializer(serializers.ModelSerializer):
         model = Tenant
         fields = ["id", "name", "slug", "is_active", "plan", "members_see_all_chats"]
         read_only_fields = fields
+
+
+class TenantMeSerializer(TenantSerializer):
+    """The caller's own tenant, with its model budget: what it may spend this month, what it has."""
+
+    budget = serializers.SerializerMethodField()
+
+    class Meta(TenantSerializer.Meta):
+        fields = [*TenantSerializer.Meta.fields, "budget"]
+        read_only_fields = fields
+
+    @extend_schema_field(BudgetSerializer)
+    def get_budget(self, tenant: Tenant) -> dict[str, Any]:
+        return dict(BudgetSerializer(tenant_budget(tenant)).data)
 
 
 class UserSerializer(serializers.ModelSerializer):

@@ -30,6 +30,7 @@ from tenants.serializers import (
     MeSerializer,
     TenantBootstrapInputSerializer,
     TenantBootstrapOutputSerializer,
+    TenantMeSerializer,
     TenantSerializer,
     TenantUpdateInputSerializer,
     UserCreateInputSerializer,
@@ -83,15 +84,16 @@ class TenantMeView(TenantAPIView):
 
     minimum_roles = {"patch": Role.OWNER}
 
-    @extend_schema(responses={200: TenantSerializer, **ERROR_RESPONSES})
+    @extend_schema(responses={200: TenantMeSerializer, **ERROR_RESPONSES})
     def get(self, request: Request) -> Response:
-        return Response(TenantSerializer(self.tenant).data)
+        """The tenant, with its model budget and this month's spend."""
+        return Response(TenantMeSerializer(self.tenant).data)
 
-    @extend_schema(request=TenantUpdateInputSerializer, responses={200: TenantSerializer, **ERROR_RESPONSES})
+    @extend_schema(request=TenantUpdateInputSerializer, responses={200: TenantMeSerializer, **ERROR_RESPONSES})
     def patch(self, request: Request) -> Response:
         data = validated(TenantUpdateInputSerializer, request.data)
         tenant = services.tenant_update(tenant=self.tenant, actor=self.principal.user, **data)
-        return Response(TenantSerializer(tenant).data)
+        return Response(TenantMeSerializer(tenant).data)
 
 
 class LoginView(APIView):

@@ -4,13 +4,14 @@ subscribed endpoints inside the caller's transaction; sending happens after it c
 Payloads keep the v1 fields (`source.ingested {source_id, source_name, document_count,
 chunk_count}`, `source.failed {source_id, error}`, `chat.message {chat_id, message_id,
 bot_profile_id}`) and add context a receiver would otherwise have to fetch; every payload also
-carries `event`, `delivery_id`, `created_at` and `tenant_id`.
+carries `event`, `delivery_id`, `created_at` and `tenant_id`. `usage.threshold` is MiniRAG's own.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from webhooks.models import WebhookEvent
@@ -86,5 +87,32 @@ def chat_message(
                 {key: citation.get(key) for key in ("source_id", "source_name", "url", "score")}
                 for citation in citations
             ],
+        },
+    )
+
+
+def usage_threshold(
+    *,
+    tenant_id: uuid.UUID,
+    bot_profile_id: uuid.UUID | None,
+    threshold: int,
+    budget_usd: Decimal,
+    spent_usd: Decimal,
+    month: str,
+    resets_at: str,
+) -> None:
+    """Model spend reached `threshold` percent (80, then 100) of a monthly budget: the tenant's
+    (`bot_profile_id` null) or one bot's. Sent once per threshold, budget and month."""
+    webhook_event_emit(
+        tenant_id=tenant_id,
+        event=WebhookEvent.USAGE_THRESHOLD,
+        fields={
+            "scope": "bot" if bot_profile_id else "tenant",
+            "bot_profile_id": str(bot_profile_id) if bot_profile_id else None,
+            "threshold": threshold,
+            "budget_usd": str(budget_usd),
+            "spent_usd": str(spent_usd.quantize(Decimal("0.0001"))),
+            "month": month,
+            "resets_at": resets_at,
         },
     )

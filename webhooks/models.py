@@ -22,6 +22,7 @@ class WebhookEvent(models.TextChoices):
     SOURCE_INGESTED = "source.ingested", "A source finished ingesting"
     SOURCE_FAILED = "source.failed", "A source failed to ingest"
     CHAT_MESSAGE = "chat.message", "The bot answered a chat message"
+    USAGE_THRESHOLD = "usage.threshold", "Model spend reached 80% or 100% of a monthly budget"
 
 
 TEST_PING_EVENT = "test.ping"

@@ -14,6 +14,7 @@ from chat import stats
 from minirag import health as health_checks
 from minirag.dashboard import charts
 from minirag.dashboard.access import own_tenant
+from providers.budgets import tenant_budget
 from tenants.models import Tenant
 from tenants.tenancy import tenant_scope
 
@@ -69,6 +70,7 @@ def _usage_figures(tenant: Tenant, days: int) -> dict[str, Any]:
         charts.Series("negative", [row["negative_count"] for row in trend], "#D55E00"),
     ]
     return {
+        "budget": tenant_budget(tenant),
         "estimate": stats.cost_estimate(tenant, days),
         "feedback": stats.feedback(tenant, days),
         "unanswered": stats.unanswered(tenant, days)[:50],

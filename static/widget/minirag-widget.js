@@ -8,11 +8,11 @@
     "placeholder", "position", "open", "lang"];
 
   // UI text: one "|"-separated line per language, in the order of TEXT_KEYS.
-  var TEXT_KEYS = "title open close newChat send stop placeholder input typing sources relevance helpful unhelpful retry stopped loading jump offline failed feedbackFailed wait messages notConfigured you assistant source".split(" ");
+  var TEXT_KEYS = "title open close newChat send stop placeholder input typing sources relevance helpful unhelpful retry stopped loading jump offline failed feedbackFailed wait messages notConfigured you assistant source unavailable".split(" ");
   var STRINGS = {
-    en: "Ask us|Open chat|Close chat|New conversation|Send|Stop answering|Ask a question…|Your question|Assistant is typing|Sources|relevance|Helpful|Not helpful|Retry|Stopped.|Loading the conversation…|New messages|Can't reach the assistant. Check your connection and try again.|Something went wrong. Please try again.|Your rating could not be saved.|Too many messages. Please wait {n} seconds and try again.|Conversation|This chat is not set up yet (missing bot-id, api-url or api-token).|You|Assistant|Source",
-    de: "Fragen Sie uns|Chat öffnen|Chat schließen|Neues Gespräch|Senden|Antwort stoppen|Stellen Sie eine Frage…|Ihre Frage|Der Assistent schreibt|Quellen|Relevanz|Hilfreich|Nicht hilfreich|Erneut versuchen|Gestoppt.|Gespräch wird geladen…|Neue Nachrichten|Der Assistent ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.|Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.|Ihre Bewertung konnte nicht gespeichert werden.|Zu viele Nachrichten. Bitte warten Sie {n} Sekunden.|Gespräch|Dieser Chat ist noch nicht eingerichtet.|Sie|Assistent|Quelle",
-    fr: "Posez-nous une question|Ouvrir le chat|Fermer le chat|Nouvelle conversation|Envoyer|Arrêter la réponse|Posez une question…|Votre question|L'assistant écrit|Sources|pertinence|Utile|Pas utile|Réessayer|Arrêté.|Chargement de la conversation…|Nouveaux messages|Impossible de joindre l'assistant. Vérifiez votre connexion.|Une erreur est survenue. Veuillez réessayer.|Votre avis n'a pas pu être enregistré.|Trop de messages. Réessayez dans {n} secondes.|Conversation|Ce chat n'est pas encore configuré.|Vous|Assistant|Source"
+    en: "Ask us|Open chat|Close chat|New conversation|Send|Stop answering|Ask a question…|Your question|Assistant is typing|Sources|relevance|Helpful|Not helpful|Retry|Stopped.|Loading the conversation…|New messages|Can't reach the assistant. Check your connection and try again.|Something went wrong. Please try again.|Your rating could not be saved.|Too many messages. Please wait {n} seconds and try again.|Conversation|This chat is not set up yet (missing bot-id, api-url or api-token).|You|Assistant|Source|The assistant is unavailable right now. Please try again later.",
+    de: "Fragen Sie uns|Chat öffnen|Chat schließen|Neues Gespräch|Senden|Antwort stoppen|Stellen Sie eine Frage…|Ihre Frage|Der Assistent schreibt|Quellen|Relevanz|Hilfreich|Nicht hilfreich|Erneut versuchen|Gestoppt.|Gespräch wird geladen…|Neue Nachrichten|Der Assistent ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.|Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.|Ihre Bewertung konnte nicht gespeichert werden.|Zu viele Nachrichten. Bitte warten Sie {n} Sekunden.|Gespräch|Dieser Chat ist noch nicht eingerichtet.|Sie|Assistent|Quelle|Der Assistent ist gerade nicht verfügbar. Bitte versuchen Sie es später noch einmal.",
+    fr: "Posez-nous une question|Ouvrir le chat|Fermer le chat|Nouvelle conversation|Envoyer|Arrêter la réponse|Posez une question…|Votre question|L'assistant écrit|Sources|pertinence|Utile|Pas utile|Réessayer|Arrêté.|Chargement de la conversation…|Nouveaux messages|Impossible de joindre l'assistant. Vérifiez votre connexion.|Une erreur est survenue. Veuillez réessayer.|Votre avis n'a pas pu être enregistré.|Trop de messages. Réessayez dans {n} secondes.|Conversation|Ce chat n'est pas encore configuré.|Vous|Assistant|Source|L'assistant n'est pas disponible pour le moment. Veuillez réessayer plus tard."
   };
 
   function texts(lang) {
@@ -651,6 +651,8 @@ textarea::placeholder{color:var(--mu);opacity:1}
     _problem(response) {
       var t = this.t;
       return response.json().catch(function () { return {}; }).then(function (body) {
+        // A spent budget: no point counting down to the end of the month.
+        if (response.status === 429 && body.code === "budget_exhausted") return t.unavailable;
         if (response.status === 429) {
           var wait = parseInt(response.headers.get("Retry-After") || "", 10);
           return wait > 0 ? t.wait.replace("{n}", wait) : (body.detail || t.failed);

@@ -158,8 +158,9 @@ def test_signup_and_login_are_throttled_per_client_with_retry_after(db) -> None:
 
 def test_tenants_me_and_auth_me_shapes(alpha: TenantWorld) -> None:
     tenant = alpha.client("member").get("/v1/tenants/me").json()
-    assert set(tenant) == TENANT_KEYS | {"members_see_all_chats"}
+    assert set(tenant) == TENANT_KEYS | {"members_see_all_chats", "budget"}  # extensions
     assert tenant["id"] == str(alpha.tenant.pk)
+    assert set(tenant["budget"]) == {"monthly_budget_usd", "spent_usd", "forecast_usd", "month", "resets_at"}
     me = alpha.client("member").get("/v1/auth/me").json()
     assert set(me) == {"user", "tenant"}
     assert USER_KEYS <= set(me["user"])

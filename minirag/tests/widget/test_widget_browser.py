@@ -8,6 +8,7 @@ import pytest
 
 from chat.models import Message
 from minirag.tests.widget.conftest import Chromium, WidgetSite, dump, run_axe, use_model
+from tenants.models import Tenant
 from tenants.tenancy import tenant_scope
 
 QUESTION = "When does the office open?"
@@ -160,6 +161,21 @@ def test_a_429_tells_the_visitor_how_long_to_wait(site: WidgetSite, chromium: Ch
 
     message = chromium.run(scenario)
     assert message.startswith("Too many messages. Please wait ") and "seconds" in message
+
+
+def test_a_spent_budget_is_told_politely_without_a_countdown(site: WidgetSite, chromium: Chromium) -> None:
+    # The platform's operator gives the workspace no budget at all: every chat is refused (429).
+    Tenant.objects.filter(pk=site.world.tenant.pk).update(monthly_budget_usd=0)
+    url = site.page("/spent", body=site.script_tag())
+
+    def scenario(page: Any) -> str:
+        page.goto(url)
+        open_and_ask(page)
+        return page.wait_for_selector(".error").inner_text()
+
+    message = chromium.run(scenario)
+    assert message.startswith("The assistant is unavailable right now. Please try again later.")
+    assert "budget" not in message and "seconds" not in message
 
 
 def test_a_token_that_does_not_allow_this_origin_is_refused_and_the_widget_says_so(
