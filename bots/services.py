@@ -4,6 +4,7 @@ and never leave it in clear except to the model gateway."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,6 +67,8 @@ def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
     for field, value in attributes.items():
         if field == "fallback_models":
             value = _fallback_models(value)
+        elif field == "monthly_budget_usd":
+            value = _budget(value)
         elif field == "api_base":
             value = _api_base(value)
         elif isinstance(value, str) and field in ("name", "model", "embedding_model", "rewrite_model", "api_version"):
@@ -86,6 +89,18 @@ def _fallback_models(value: Any) -> list[str]:
             "fallback_models", "Each fallback model must be a distinct, non-empty name of at most 200 characters."
         )
     return models
+
+
+def _budget(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        budget = Decimal(str(value))
+    except InvalidOperation:
+        budget = Decimal("NaN")
+    if not budget.is_finite() or budget < 0:
+        raise InvalidInputError.for_field("monthly_budget_usd", "Must be an amount of USD, 0 or more, or null.")
+    return budget
 
 
 def _api_base(value: Any) -> str:

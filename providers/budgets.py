@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -99,9 +99,30 @@ class Budget:
         return (self.spent_usd * Decimal(days_in_month) / Decimal(str(elapsed_days))).quantize(Decimal("0.01"))
 
 
-def _row(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID | None, month: dt.date) -> MonthlySpend:
-    row, _ = MonthlySpend.objects.get_or_create(tenant_id=tenant_id, bot_profile_id=bot_profile_id, month=month)
-    return row
+def _ledger_rows(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID, month: dt.date) -> Any:
+    """This month's rows of the tenant and of one of its bots (either may not exist yet)."""
+    return MonthlySpend.objects.filter(tenant_id=tenant_id, month=month).filter(
+        Q(bot_profile_id__isnull=True) | Q(bot_profile_id=bot_profile_id)
+    )
+
+
+def _locked_spend(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID, month: dt.date) -> dict[Any, Decimal]:
+    """What the tenant (key None) and the bot spent this month, with both rows locked until the
+    transaction ends. The tenant's row is created on first use: it is the lock every admission of
+    the tenant takes, so that they happen one at a time."""
+    rows = _ledger_rows(tenant_id, bot_profile_id, month).select_for_update()
+    spent_by = {row.bot_profile_id: row.spent_usd for row in rows}
+    if None not in spent_by:
+        MonthlySpend.objects.get_or_create(tenant_id=tenant_id, bot_profile_id=None, month=month)
+        spent_by = {row.bot_profile_id: row.spent_usd for row in rows.all()}
+    return spent_by
+
+
+def _add(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID | None, month: dt.date, cost: Decimal) -> None:
+    rows = MonthlySpend.objects.filter(tenant_id=tenant_id, bot_profile_id=bot_profile_id, month=month)
+    if not rows.update(spent_usd=F("spent_usd") + cost):
+        MonthlySpend.objects.get_or_create(tenant_id=tenant_id, bot_profile_id=bot_profile_id, month=month)
+        rows.update(spent_usd=F("spent_usd") + cost)
 
 
 def spent(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID | None = None, month: dt.date | None = None) -> Decimal:
@@ -122,11 +143,12 @@ def bot_budget(bot: Any) -> Budget:
     return Budget(budget_usd=bot.monthly_budget_usd, spent_usd=spent(bot.tenant_id, bot.pk), month=month_start())
 
 
-def _reserved(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID | None = None) -> Decimal:
-    running = SpendReservation.objects.filter(tenant_id=tenant_id, expires_at__gt=timezone.now())
-    if bot_profile_id is not None:
-        running = running.filter(bot_profile_id=bot_profile_id)
-    return running.aggregate(total=Sum("amount_usd"))["total"] or Decimal(0)
+def _reserved(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID) -> tuple[Decimal, Decimal]:
+    """What running turns set aside: for the whole tenant, and for one of its bots."""
+    totals = SpendReservation.objects.filter(tenant_id=tenant_id, expires_at__gt=timezone.now()).aggregate(
+        tenant=Sum("amount_usd"), bot=Sum("amount_usd", filter=Q(bot_profile_id=bot_profile_id))
+    )
+    return totals["tenant"] or Decimal(0), totals["bot"] or Decimal(0)
 
 
 def turn_estimate(bot: Any, *, question: str, history: list[dict[str, str]]) -> Decimal:
@@ -165,12 +187,14 @@ def admit(*, tenant: Any, bot: Any, estimate: Decimal, for_visitor: bool) -> uui
     if tenant_cap is None and bot_cap is None:
         return None
     month = month_start()
-    with transaction.atomic():
-        # The tenant's row is the lock: admissions of one tenant happen one at a time.
-        tenant_row = MonthlySpend.objects.select_for_update().get(pk=_row(tenant.pk, None, month).pk)
-        checks = [("tenant", tenant_cap, tenant_row.spent_usd, _reserved(tenant.pk))]
-        if bot_cap is not None:
-            checks.insert(0, ("bot", bot_cap, spent(tenant.pk, bot.pk, month), _reserved(tenant.pk, bot.pk)))
+    # No savepoint of its own: a refusal ends the caller's transaction anyway (nothing is stored).
+    with transaction.atomic(savepoint=False):
+        spent_by = _locked_spend(tenant.pk, bot.pk, month)
+        reserved_by_tenant, reserved_by_bot = _reserved(tenant.pk, bot.pk)
+        checks = [
+            ("bot", bot_cap, spent_by.get(bot.pk, Decimal(0)), reserved_by_bot),
+            ("tenant", tenant_cap, spent_by[None], reserved_by_tenant),
+        ]
         for scope, cap, used, reserved in checks:
             if cap is not None and (used + reserved >= cap or used + reserved + estimate > cap):
                 raise _refusal(tenant, bot, for_visitor=for_visitor, scope=scope, budget=cap)
@@ -192,29 +216,27 @@ def record_spend(*, tenant: Any, bot: Any, cost_usd: Decimal, reservation_id: uu
     if not cost_usd:
         return
     month = month_start()
-    for bot_profile_id, cap in ((None, tenant.monthly_budget_usd), (bot.pk, bot.monthly_budget_usd)):
-        row = _row(tenant.pk, bot_profile_id, month)
-        MonthlySpend.objects.filter(pk=row.pk).update(spent_usd=F("spent_usd") + cost_usd)
-        if cap:
-            _announce_thresholds(row.pk, tenant_id=tenant.pk, bot_profile_id=bot_profile_id, cap=cap)
-
-
-def _announce_thresholds(row_id: int, *, tenant_id: uuid.UUID, bot_profile_id: uuid.UUID | None, cap: Decimal) -> None:
-    row = MonthlySpend.objects.get(pk=row_id)
-    for threshold, field in zip(THRESHOLDS, ("warned_80_at", "warned_100_at"), strict=True):
-        if row.spent_usd * 100 < cap * threshold:
-            continue
-        # Whoever sets the mark sends the webhook: exactly once, however many turns cross it together.
-        if MonthlySpend.objects.filter(pk=row_id, **{f"{field}__isnull": True}).update(**{field: timezone.now()}):
-            webhook_events.usage_threshold(
-                tenant_id=tenant_id,
-                bot_profile_id=bot_profile_id,
-                threshold=threshold,
-                budget_usd=cap,
-                spent_usd=row.spent_usd,
-                month=f"{row.month:%Y-%m}",
-                resets_at=next_month_start().isoformat(),
-            )
+    caps = {None: tenant.monthly_budget_usd, bot.pk: bot.monthly_budget_usd}
+    for bot_profile_id in caps:
+        _add(tenant.pk, bot_profile_id, month, cost_usd)
+    if not any(caps.values()):
+        return
+    for row in _ledger_rows(tenant.pk, bot.pk, month):
+        cap = caps[row.bot_profile_id]
+        for threshold, field in zip(THRESHOLDS, ("warned_80_at", "warned_100_at"), strict=True):
+            if not cap or getattr(row, field) is not None or row.spent_usd * 100 < cap * threshold:
+                continue
+            # Whoever sets the mark sends the webhook: exactly once, however many turns cross it together.
+            if MonthlySpend.objects.filter(pk=row.pk, **{f"{field}__isnull": True}).update(**{field: timezone.now()}):
+                webhook_events.usage_threshold(
+                    tenant_id=tenant.pk,
+                    bot_profile_id=row.bot_profile_id,
+                    threshold=threshold,
+                    budget_usd=cap,
+                    spent_usd=row.spent_usd,
+                    month=f"{month:%Y-%m}",
+                    resets_at=next_month_start().isoformat(),
+                )
 
 
 def exhausted_budget(tenant: Any, bot: Any) -> str | None:
