@@ -68,9 +68,13 @@ class BudgetSerializer(serializers.Serializer):
         max_digits=16, decimal_places=4, help_text="Spent on models this month, at the prices of the usage statistics."
     )
     forecast_usd = serializers.SerializerMethodField(help_text="This month's spend if it goes on at the pace so far.")
-    month = serializers.DateField(format="%Y-%m", help_text="The month counted (YYYY-MM, UTC).")
+    month = serializers.SerializerMethodField(help_text="The month counted (YYYY-MM, UTC).")
     resets_at = serializers.DateTimeField(help_text="When the next month's count starts.")
 
     @extend_schema_field(serializers.DecimalField(max_digits=16, decimal_places=2))
     def get_forecast_usd(self, budget: Budget) -> str:
         return str(budget.forecast_usd())
+
+    @extend_schema_field(serializers.RegexField(r"^\d{4}-\d{2}$"))
+    def get_month(self, budget: Budget) -> str:
+        return f"{budget.month:%Y-%m}"

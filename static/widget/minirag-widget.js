@@ -99,7 +99,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
 @media (prefers-reduced-motion:reduce){.root *{animation:none!important;transition:none!important;scroll-behavior:auto!important}
 }`;
 
-  // --- Small helpers -------------------------------------------------------------------------
+  // --- Small helpers ---
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -164,7 +164,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
     }
   };
 
-  // --- Server-sent events over fetch ---------------------------------------------------------
+  // --- Server-sent events over fetch ---
 
   // Calls onEvent(name, data) for every complete `event:`/`data:` block; tolerates \r\n, comment
   // (heartbeat) lines, and chunks that split a block, a line or a multi-byte character anywhere.
@@ -206,7 +206,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
     return pump();
   }
 
-  // --- Markdown-ish rendering, built from DOM nodes only ---------------------------------------
+  // --- Markdown-ish rendering, built from DOM nodes only ---
 
   // **bold**, *italic*, `code`, [n] citations, [text](https://…) and bare links. Underscores are
   // left alone: answers quote identifiers like __init__ far more often than they emphasise.
@@ -275,7 +275,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
     }
   }
 
-  // --- The element ----------------------------------------------------------------------------
+  // --- The element ---
 
   class MiniragWidget extends HTMLElement {
     static get observedAttributes() { return ["title", "placeholder", "position", "lang", "welcome-message"]; }
@@ -413,7 +413,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this._input.style.height = Math.min(this._input.scrollHeight + 2, 140) + "px";
     }
 
-    // --- Opening, closing, keyboard -------------------------------------------------------------
+    // --- Opening, closing, keyboard ---
 
     get isOpen() { return !this._dialog.hidden; }
 
@@ -468,7 +468,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       }
     }
 
-    // --- Scrolling that respects a reader who scrolled up ----------------------------------------
+    // --- Scrolling that respects a reader who scrolled up ---
 
     _atEnd() {
       var log = this._log;
@@ -491,7 +491,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       return node;
     }
 
-    // --- Messages ---------------------------------------------------------------------------------
+    // --- Messages ---
 
     _bubble(role, who) {
       var node = el("div", "message " + role);
@@ -636,7 +636,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       setTimeout(function () { live.textContent = text; }, 50);
     }
 
-    // --- Talking to the API -----------------------------------------------------------------------
+    // --- Talking to the API ---
 
     _request(method, path, body, signal) {
       var headers = { Authorization: "Bearer " + this.token, "X-MiniRAG-Visitor": this.visitorId };
@@ -812,7 +812,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
     }
   }
 
-  // --- Registration and <script data-…> mounting -----------------------------------------------
+  // --- Registration and <script data-…> mounting ---
 
   if (!customElements.get(TAG)) customElements.define(TAG, MiniragWidget);
 
