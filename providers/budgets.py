@@ -190,6 +190,8 @@ def admit(*, tenant: Any, bot: Any, estimate: Decimal, for_visitor: bool) -> uui
     # No savepoint of its own: a refusal ends the caller's transaction anyway (nothing is stored).
     with transaction.atomic(savepoint=False):
         spent_by = _locked_spend(tenant.pk, bot.pk, month)
+        # A statement of its own, after the lock: one that waited for the lock still sees the data
+        # of the moment it started, without the reservation of the turn it waited for.
         reserved_by_tenant, reserved_by_bot = _reserved(tenant.pk, bot.pk)
         checks = [
             ("bot", bot_cap, spent_by.get(bot.pk, Decimal(0)), reserved_by_bot),
