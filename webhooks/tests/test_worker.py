@@ -24,7 +24,11 @@ def test_a_slow_receiver_does_not_slow_the_turn_and_a_worker_delivers_signed_eve
     alpha = build_world("alpha")
     worker = worker_env()
     chat = {"bot_profile_id": str(alpha.bot.pk), "message": "How long do refunds take?"}
-    wait_until(lambda: alpha.client().get(f"/v1/sources/{alpha.text_source.pk}").json()["status"] == "ready", "ingest")
+    # Both of the fixture's sources: one still ingesting would announce itself to the receiver below.
+    for source in (alpha.text_source, alpha.upload_source):
+        wait_until(
+            lambda source=source: alpha.client().get(f"/v1/sources/{source.pk}").json()["status"] == "ready", "ingest"
+        )
     assert alpha.client().post("/v1/chat", chat, format="json").status_code == 200  # warm the models up
 
     webhook, secret = register(alpha, receiver.url())
