@@ -39,12 +39,17 @@ class BotProfile(TenantOwnedModel):
     fallback_models = models.JSONField(default=list, blank=True)
     # The bot's own endpoint for its models (an OpenAI-compatible server, an Azure resource, an Ollama);
     # blank: each provider's public endpoint. Extra headers live, encrypted, in the credentials.
-    api_base = models.CharField(max_length=500, blank=True, default="")
-    api_version = models.CharField(max_length=50, blank=True, default="")
+    api_base = models.CharField("API base URL", max_length=500, blank=True, default="")
+    api_version = models.CharField("API version", max_length=50, blank=True, default="")
     # The most this bot may spend on models per calendar month (UTC), within the tenant's own cap;
     # set by owners; null: no cap of its own (providers/budgets.py).
     monthly_budget_usd = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+        "Monthly budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
     )
     system_prompt = models.TextField(default=DEFAULT_SYSTEM_PROMPT)
     temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
@@ -95,6 +100,11 @@ class BotProfile(TenantOwnedModel):
     @property
     def has_credentials(self) -> bool:
         return bool(self.credentials_ciphertext)
+
+    @property
+    def answering_models(self) -> list[str]:
+        """The models that may answer for this bot, in the order a turn tries them."""
+        return list(dict.fromkeys([self.model, *(self.fallback_models or [])]))
 
     def clean(self) -> None:
         super().clean()

@@ -172,11 +172,6 @@ _record_failure = sync_to_async(releasing_connection(record_failure))
 _endpoint = sync_to_async(releasing_connection(_bot_endpoint))
 
 
-def chat_models(bot: Any) -> list[str]:
-    """The models that may answer for `bot`, in the order they are tried."""
-    return list(dict.fromkeys([bot.model, *(bot.fallback_models or [])]))
-
-
 async def _with_fallbacks(
     turn: PreparedTurn, prompt: list[dict[str, str]], call: Any, *, streamed: bool
 ) -> tuple[str, Any]:
@@ -185,7 +180,7 @@ async def _with_fallbacks(
     model with a successor is not retried itself); a permanent one (bad key, unknown model) ends the
     turn, as does the last model's failure. Every failure is counted under its model."""
     bot = turn.bot
-    models = chat_models(bot)
+    models = bot.answering_models
     for position, model in enumerate(models):
         last = position == len(models) - 1
         endpoint = await _endpoint(bot, model)

@@ -154,8 +154,6 @@ def _reserved(tenant_id: uuid.UUID, bot_profile_id: uuid.UUID) -> tuple[Decimal,
 def turn_estimate(bot: Any, *, question: str, history: list[dict[str, str]]) -> Decimal:
     """The most one turn of `bot` can cost: its largest prompt (system prompt, the context budget,
     the history, the question) and `max_tokens` of answer, at the dearest model that may answer."""
-    from chat.turns import chat_models
-
     prompt_chars = (
         len(bot.system_prompt)
         + settings.MAX_CONTEXT_CHARS
@@ -164,7 +162,7 @@ def turn_estimate(bot: Any, *, question: str, history: list[dict[str, str]]) -> 
         + len(question)
     )
     prompt_tokens = prompt_chars // CHARS_PER_TOKEN_BOUND + 1
-    return max(model_price(model).cost(prompt_tokens, bot.max_tokens) for model in chat_models(bot))
+    return max(model_price(model).cost(prompt_tokens, bot.max_tokens) for model in bot.answering_models)
 
 
 def _refusal(tenant: Any, bot: Any, *, for_visitor: bool, scope: str, budget: Decimal) -> BudgetExhausted:

@@ -58,6 +58,7 @@ class Tenant(models.Model):
     # The most the workspace may spend on models in a calendar month (UTC), set by the platform's
     # operators; null: no cap (providers/budgets.py).
     monthly_budget_usd = models.DecimalField(
+        "Monthly budget (USD)",
         max_digits=12,
         decimal_places=2,
         null=True,
