@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from bots.models import BotProfile
@@ -27,7 +25,8 @@ from chat import turns
 from chat.services import prepare_turn
 from minirag.vectorstore import close_vector_store
 from providers import budgets
-from providers.models import SpendReservation
+from providers.endpoints import encrypt_credentials
+from providers.models import Connection, ConnectionGrant
 from sources.models import Source
 from sources.services import source_create, source_ingest_request, source_upload
 from tenants.authentication import Principal
@@ -101,6 +100,7 @@ class TenantWorld:
     text_source: Source | None = None
     upload_source: Source | None = None
     webhook: Webhook | None = None
+    connection: Connection | None = None  # a named connection the platform granted this tenant
     tokens: dict[str, str] = field(default_factory=dict)  # role or "bot" → raw token
     token_rows: dict[str, ApiToken] = field(default_factory=dict)
 
@@ -147,12 +147,19 @@ def build_world(slug: str) -> TenantWorld:
             turn = prepare_turn(principal=owner_principal, bot_profile_id=bot.pk, message=question)
         async_to_sync(turns.answer)(turn)  # the second one is refused: it records an unanswered question
     with tenant_scope(tenant):
-        # The offline models cost nothing: some spend of a paid model, and a turn's long-expired
-        # reservation, so that the isolation suite covers the budget ledger (providers/budgets.py).
+        # The offline models cost nothing: some spend of a paid model, so that the isolation suite
+        # covers the budget ledger (providers/budgets.py).
         budgets.record_spend(tenant=tenant, bot=bot, cost_usd=Decimal("0.0125"))
-        SpendReservation.objects.create(
-            tenant=tenant, bot_profile=bot, amount_usd=Decimal("0.5"), expires_at=timezone.now() - timedelta(hours=1)
-        )
+    # The platform's named connection for this tenant (its key encrypted, like an operator's would be),
+    # unused by the bot, so that the isolation suite and key rotation cover connections and their grants.
+    world.connection = Connection.objects.create(
+        name=f"{slug}-vllm",
+        api_base=f"https://llm.{slug}.example/v1",
+        credentials_ciphertext=encrypt_credentials({"api_key": f"sk-{slug}-connection", "headers": {"X-Org": slug}}),
+        chat_models=[f"hosted_vllm/{slug}-chat"],
+    )
+    with tenant_scope(tenant):
+        ConnectionGrant.objects.create(tenant=tenant, connection=world.connection)
     return world
 
 

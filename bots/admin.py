@@ -41,6 +41,9 @@ from minirag.dashboard.model_admin import (
 from minirag.error_handlers import flatten_errors
 from minirag.errors import ApplicationError
 from providers.budgets import bot_budget
+from providers.forms import EndpointSecretsForm, lines
+from providers.models import Connection
+from providers.selectors import connections_available
 from providers.widgets import ModelPickerWidget
 from sources.models import Source
 from tenants.models import ApiToken, Tenant
@@ -49,26 +52,9 @@ from tenants.services import bot_token_raw, preview_token_for
 from tenants.tenancy import tenant_scope
 
 
-class BotProfileForm(ServiceForm):
+class BotProfileForm(EndpointSecretsForm, ServiceForm):
     """The provider key and the extra headers are write-only: typed in, encrypted, never shown again."""
 
-    api_key = forms.CharField(
-        required=False,
-        strip=True,
-        label="Provider API key",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Your own key for this bot's model provider (BYOK). Stored encrypted; leave empty to keep it.",
-    )
-    headers = forms.CharField(
-        required=False,
-        label="Extra headers",
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "placeholder": "X-Team: support", "autocomplete": "off"}),
-        help_text=(
-            "Sent with every call to the bot's models, one per line as Name: value (a gateway's team or "
-            "routing header, say). Stored encrypted with the key and never shown; leave empty to keep them."
-        ),
-    )
-    clear_credentials = forms.BooleanField(required=False, label="Remove the stored provider key and headers")
     fallback_models = forms.CharField(
         required=False,
         label="Fallback models",
@@ -92,49 +78,57 @@ class BotProfileForm(ServiceForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields[
+            "api_key"
+        ].help_text = "Your own key for this bot's model provider (BYOK). Stored encrypted; leave empty to keep it."
         if not self.instance._state.adding:
             self.initial["fallback_models"] = "\n".join(self.instance.fallback_models)
+        if "connection" in self.fields:
+            self.fields["connection"] = ConnectionChoiceField(self._connection_choices(), required=False)
+
+    def _connection_choices(self) -> QuerySet[Connection]:
+        """A tenant's staff see the connections the platform offers their workspace; an operator sees every
+        active one (the service refuses one the bot's tenant may not pick)."""
+        user = self.dashboard_request.user
+        tenant_id = user.tenant_id or (None if self.instance._state.adding else self.instance.tenant_id)
+        if tenant_id is None:
+            return Connection.objects.filter(is_active=True)
+        return connections_available(tenant_id=tenant_id)
 
     def clean_fallback_models(self) -> list[str]:
-        return [line.strip() for line in (self.cleaned_data.get("fallback_models") or "").splitlines() if line.strip()]
-
-    def clean_headers(self) -> dict[str, str] | None:
-        text = self.cleaned_data.get("headers") or ""
-        if not text.strip():
-            return None
-        headers: dict[str, str] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            name, colon, value = line.partition(":")
-            if not colon or not name.strip():
-                raise forms.ValidationError(f"Line {number}: write each header as Name: value.")
-            headers[name.strip()] = value.strip()
-        return headers
+        return lines(self.cleaned_data.get("fallback_models"))
 
     def perform(self, tenant: Tenant) -> BotProfile:
         data = self.cleaned_data
         attributes = {field: data[field] for field in EDITABLE_FIELDS if field in data}
-        credentials: dict[str, Any] | None = None
-        if data.get("clear_credentials"):
-            credentials = {}
-        elif data.get("api_key") or data.get("headers"):
-            # A new key keeps the stored headers, and new headers the stored key.
-            kept = {} if self.instance._state.adding else bot_profile_credentials(self.instance)
-            credentials = {**kept}
-            if data.get("api_key"):
-                credentials["api_key"] = data["api_key"]
-            if data.get("headers"):
-                credentials["headers"] = data["headers"]
+        adding = self.instance._state.adding
+        credentials = self.credentials_change({} if adding else bot_profile_credentials(self.instance))
         user = self.dashboard_request.user
         actor_role = user.role if user.tenant_id is not None else None  # operators: the platform
-        if self.instance._state.adding:
+        if adding:
             return bot_profile_create(tenant=tenant, credentials=credentials, actor_role=actor_role, **attributes)
         bot = BotProfile.objects.get(pk=self.instance.pk)
         changes = {field: attributes[field] for field in self.changed_data if field in attributes}
         if credentials is None:
             return bot_profile_update(tenant=tenant, bot=bot, actor_role=actor_role, **changes)
         return bot_profile_update(tenant=tenant, bot=bot, credentials=credentials, actor_role=actor_role, **changes)
+
+
+class ConnectionChoiceField(forms.ModelChoiceField):
+    """A connection by its name and what it serves; empty: none."""
+
+    def __init__(self, queryset: QuerySet[Connection], **kwargs: Any) -> None:
+        super().__init__(
+            queryset,
+            empty_label="None: the provider's own endpoint",
+            help_text="A connection the platform set up for your workspace: the models it serves are called "
+            "through it, with its key (which you never see).",
+            **kwargs,
+        )
+
+    def label_from_instance(self, obj: Connection) -> str:
+        described = f" ({obj.description})" if obj.description else ""
+        return f"{obj.name}{described}: {', '.join(obj.served_models)}"
 
 
 # "user: ..." or "assistant: ..." starts a turn; any other line continues the turn above it.
@@ -231,9 +225,28 @@ class BotProfileAdmin(TenantModelAdmin):
     change_form_template = "admin/bots/botprofile/change_form.html"
 
     def get_fieldsets(self, request: HttpRequest, obj: BotProfile | None = None) -> list[tuple[str | None, dict]]:
+        credential_fields = ["api_key", "headers"]
+        if obj is not None:
+            credential_fields = ["credentials_state", *credential_fields, "clear_credentials"]
+        models = ["model", "fallback_models", "embedding_model", "rewrite_model", "temperature", "max_tokens"]
         fieldsets: list[tuple[str | None, dict]] = [
             (None, {"fields": ["tenant", "name", "description", "is_active"]}),
-            ("Model", {"fields": ["model", "embedding_model", "temperature", "max_tokens", "credentials"]}),
+            ("Model", {"fields": models}),
+            (
+                "Endpoint and credentials",
+                {
+                    "fields": ["connection", "api_base", "api_version", *credential_fields],
+                    "description": (
+                        "A connection is a model server the platform set up for your workspace: pick one and the "
+                        "models it serves go through it. Otherwise, leave the endpoint empty to reach each "
+                        "provider at its public address, or set it to use your own model server (an "
+                        "OpenAI-compatible server such as vLLM or LM Studio, an Ollama, an Azure OpenAI resource "
+                        "with its API version, or a gateway such as OpenRouter) for every model of this bot "
+                        "except the offline local/ ones. Addresses on a private network need the operator's "
+                        "allowance (MINIRAG_MODEL_ALLOWED_NETWORKS)."
+                    ),
+                },
+            ),
             ("Answers", {"fields": ["system_prompt", "refusal_message", "history_turns"]}),
             ("Retrieval", {"fields": ["top_k", "similarity_threshold", "chunk_size", "chunk_overlap"]}),
             (
@@ -247,33 +260,6 @@ class BotProfileAdmin(TenantModelAdmin):
                 },
             ),
         ]
-        credential_fields = ["api_key", "headers"]
-        if obj is not None:
-            credential_fields = ["credentials_state", *credential_fields, "clear_credentials"]
-        fieldsets[1][1]["fields"] = [
-            "model",
-            "fallback_models",
-            "embedding_model",
-            "rewrite_model",
-            "temperature",
-            "max_tokens",
-        ]
-        fieldsets.insert(
-            2,
-            (
-                "Endpoint and credentials",
-                {
-                    "fields": ["api_base", "api_version", *credential_fields],
-                    "description": (
-                        "Leave the endpoint empty to reach each provider at its public address. Set it to use "
-                        "your own model server (an OpenAI-compatible server such as vLLM or LM Studio, an Ollama, "
-                        "an Azure OpenAI resource with its API version, or a gateway such as OpenRouter) for "
-                        "every model of this bot except the offline local/ ones. Addresses on a private "
-                        "network need the operator's allowance (MINIRAG_MODEL_ALLOWED_NETWORKS)."
-                    ),
-                },
-            ),
-        )
         if obj is not None:
             fieldsets.append(("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}))
         return self.without_tenant_field(request, fieldsets)

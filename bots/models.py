@@ -41,6 +41,11 @@ class BotProfile(TenantOwnedModel):
     # blank: each provider's public endpoint. Extra headers live, encrypted, in the credentials.
     api_base = models.CharField("API base URL", max_length=500, blank=True, default="")
     api_version = models.CharField("API version", max_length=50, blank=True, default="")
+    # A named connection the platform's operators set up (providers.Connection): the models it serves
+    # are reached through it, with its key, which the tenant never sees. In use, it cannot be deleted.
+    connection = models.ForeignKey(
+        "providers.Connection", on_delete=models.PROTECT, null=True, blank=True, related_name="bots"
+    )
     # The most this bot may spend on models per calendar month (UTC), within the tenant's own cap;
     # set by owners; null: no cap of its own (providers/budgets.py).
     monthly_budget_usd = models.DecimalField(

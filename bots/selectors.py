@@ -14,7 +14,7 @@ from tenants.models import Tenant
 
 def bot_profile_list(*, tenant: Tenant) -> QuerySet[BotProfile]:
     """Every bot of the tenant, inactive ones included, newest first."""
-    return BotProfile.objects.filter(tenant=tenant).order_by("-created_at")
+    return BotProfile.objects.filter(tenant=tenant).select_related("connection").order_by("-created_at")
 
 
 def bot_profile_get(*, tenant: Tenant, bot_profile_id: Any) -> BotProfile:

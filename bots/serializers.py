@@ -18,6 +18,11 @@ class BotProfileSerializer(serializers.ModelSerializer):
     tenant_id = serializers.UUIDField(read_only=True)
     has_credentials = serializers.BooleanField(read_only=True)
     fallback_models = serializers.ListField(child=serializers.CharField(), read_only=True)
+    connection = serializers.SlugRelatedField(
+        slug_field="name",
+        read_only=True,
+        help_text="The operator's named connection the bot reaches the models it serves through; null: none.",
+    )
 
     class Meta:
         model = BotProfile
@@ -32,6 +37,7 @@ class BotProfileSerializer(serializers.ModelSerializer):
             "fallback_models",
             "api_base",
             "api_version",
+            "connection",
             "system_prompt",
             "temperature",
             "max_tokens",
@@ -114,6 +120,14 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
     )
     api_version = StrictCharField(
         max_length=50, required=False, allow_blank=True, help_text="The API version Azure OpenAI asks for."
+    )
+    connection = StrictCharField(
+        max_length=60,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="The name of a connection the platform offers this workspace (GET /v1/models lists its models "
+        'with `connection`); the models it serves are called through it, with its key. null or "": none.',
     )
     system_prompt = StrictCharField(required=False, allow_blank=True, max_length=32_000, trim_whitespace=False)
     temperature = FiniteFloatField(min_value=0.0, max_value=2.0, required=False)

@@ -3,21 +3,20 @@ and never leave it in clear except to the model gateway."""
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import transaction
 
 from bots.models import BotProfile
 from bots.signals import bot_profile_changed
-from minirag.crypto import decrypt_json, encrypt_json
 from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
 from minirag.model_gateway import PUBLIC_ENDPOINT, Endpoint, ModelError, check_model_destination, provider_of
-from minirag.safe_http.validation import validated_public_url
+from minirag.pricing import Price, model_price, optional_amount
 from minirag.sentinels import UNSET
 from providers.catalogue import Mode, unroutable_model_message
+from providers.endpoints import clean_api_base, decrypt_credentials, encrypt_credentials
+from providers.models import Connection
+from providers.selectors import connection_available_get, connection_endpoint, connection_price
 from tenants.models import Role, Tenant
 
 # Fields a client may set; everything else (ids, tenant, ciphertext, timestamps) is the server's.
@@ -31,6 +30,7 @@ EDITABLE_FIELDS = frozenset(
         "fallback_models",
         "api_base",
         "api_version",
+        "connection",
         "system_prompt",
         "temperature",
         "max_tokens",
@@ -44,20 +44,14 @@ EDITABLE_FIELDS = frozenset(
         "monthly_budget_usd",
     }
 )
-CREDENTIAL_KEYS = frozenset({"api_key", "headers"})
 MAX_FALLBACK_MODELS = 3
-MAX_HEADERS = 20
-# An HTTP header name (RFC 9110 token); headers that would break or redirect the request are the
-# HTTP client's to set.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "upgrade", "te"})
 # The model fields of a bot, and what each model is checked as.
 MODEL_FIELDS: tuple[tuple[str, Mode], ...] = (
     ("model", "chat"),
     ("embedding_model", "embedding"),
     ("rewrite_model", "chat"),
 )
-ENDPOINT_FIELDS = frozenset({"api_base", "api_version"})
+ENDPOINT_FIELDS = frozenset({"api_base", "api_version", "connection"})
 
 
 def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
@@ -68,9 +62,13 @@ def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
         if field == "fallback_models":
             value = _fallback_models(value)
         elif field == "monthly_budget_usd":
-            value = _budget(value)
+            value = optional_amount(
+                value, field="monthly_budget_usd", message="Must be an amount of USD, 0 or more, or null."
+            )
         elif field == "api_base":
-            value = _api_base(value)
+            value = clean_api_base(value)
+        elif field == "connection":
+            value = _connection(bot, value)
         elif isinstance(value, str) and field in ("name", "model", "embedding_model", "rewrite_model", "api_version"):
             value = value.strip()
         setattr(bot, field, value)
@@ -91,77 +89,30 @@ def _fallback_models(value: Any) -> list[str]:
     return models
 
 
-def _budget(value: Any) -> Decimal | None:
-    if value is None:
+def _connection(bot: BotProfile, value: Any) -> Connection | None:
+    """A connection named by the API, or chosen on the dashboard: one the tenant may pick."""
+    if value is None or value == "":
         return None
-    try:
-        budget = Decimal(str(value))
-    except InvalidOperation:
-        budget = Decimal("NaN")
-    if not budget.is_finite() or budget < 0:
-        raise InvalidInputError.for_field("monthly_budget_usd", "Must be an amount of USD, 0 or more, or null.")
-    return budget
-
-
-def _api_base(value: Any) -> str:
-    """A blank value or an http(s) URL without credentials in it (the field is readable by every
-    role: a key belongs in the write-only credentials)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return ""
-    url = validated_public_url(value, "api_base", resolve=False)  # the egress check comes with the models'
-    if urlsplit(url).username is not None:
+    name = value.name if isinstance(value, Connection) else value
+    connection = connection_available_get(tenant_id=bot.tenant_id, name=str(name)) if isinstance(name, str) else None
+    if connection is None:
         raise InvalidInputError.for_field(
-            "api_base", 'Must not carry a user name or password: put the key in credentials ("api_key").'
+            "connection", f'No connection named "{str(name)[:60]}" is available to this workspace.'
         )
-    return url.rstrip("/")
+    return connection
 
 
-def _headers(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or len(value) > MAX_HEADERS:
+def _check_connection(bot: BotProfile) -> None:
+    """A connection must serve one of the bot's models at least: otherwise nothing would go through it."""
+    connection = bot.connection
+    if connection is None:
+        return
+    bot_models = {bot.embedding_model, bot.rewrite_model, *bot.answering_models} - {""}
+    if not any(connection.serves(model) for model in bot_models):
+        served = ", ".join(connection.served_models)
         raise InvalidInputError.for_field(
-            "credentials", f'"headers" must be an object of at most {MAX_HEADERS} header names and values.'
+            "connection", f"The connection {connection.name} serves none of this bot's models; it serves {served}."
         )
-    headers: dict[str, str] = {}
-    for name, header_value in value.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name) or name.lower() in RESERVED_HEADERS:
-            raise InvalidInputError.for_field("credentials", f"{str(name)[:100]!r} is not a header a bot may set.")
-        if (
-            not isinstance(header_value, str)
-            or not header_value.strip()
-            or len(header_value) > 4096
-            or any(char in header_value for char in "\r\n\x00")
-        ):
-            raise InvalidInputError.for_field(
-                "credentials", f"The header {name} needs a one-line value of at most 4096 characters."
-            )
-        headers[name] = header_value.strip()
-    return headers
-
-
-def _encrypt_credentials(credentials: dict[str, Any] | None) -> str:
-    """`None` or `{}` clears; otherwise only known keys: `api_key` (a non-empty string) and
-    `headers` (header names and one-line values)."""
-    if not credentials:
-        return ""
-    if not isinstance(credentials, dict):
-        raise InvalidInputError.for_field("credentials", 'Must be an object such as {"api_key": "..."}.')
-    unknown = set(credentials) - CREDENTIAL_KEYS
-    if unknown:
-        raise InvalidInputError.for_field(
-            "credentials",
-            f"Unknown keys: {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(CREDENTIAL_KEYS))}.",
-        )
-    stored: dict[str, Any] = {}
-    if "api_key" in credentials:
-        key = credentials["api_key"]
-        if not isinstance(key, str) or not key.strip() or len(key) > 4096:
-            raise InvalidInputError.for_field("credentials", "'api_key' must be a non-empty string.")
-        stored["api_key"] = key.strip()
-    if credentials.get("headers") is not None:
-        headers = _headers(credentials["headers"])
-        if headers:
-            stored["headers"] = headers
-    return encrypt_json(stored) if stored else ""
 
 
 def _check_models(bot: BotProfile, fields: set[str]) -> None:
@@ -186,7 +137,7 @@ def _check_models(bot: BotProfile, fields: set[str]) -> None:
 
 def bot_profile_credentials(bot: BotProfile) -> dict[str, Any]:
     """The decrypted credentials, for the model gateway only. Empty when none are set."""
-    return decrypt_json(bot.credentials_ciphertext) if bot.credentials_ciphertext else {}
+    return decrypt_credentials(bot.credentials_ciphertext)
 
 
 # LiteLLM providers that are one server under two names: a bot's endpoint serves both.
@@ -201,11 +152,15 @@ def _provider_family(model: str) -> str:
 def bot_model_endpoint(bot: BotProfile, model: str | None = None) -> Endpoint:
     """How `model` (default: the bot's chat model) is reached for this bot.
 
-    The bot's own key, endpoint and headers belong to the provider of its chat model: they go with
-    every model of the bot on that provider (its fallbacks, rewrite and embedding models there). A
-    model on another provider is reached at that provider's public address with the server's key,
-    so the bot's key is never sent to a provider it was not meant for."""
-    if model is not None and model != bot.model and _provider_family(model) != _provider_family(bot.model):
+    A model the bot's named connection serves goes through the connection. Otherwise the bot's own
+    key, endpoint and headers belong to the provider of its chat model: they go with every model of
+    the bot on that provider (its fallbacks, rewrite and embedding models there). A model on another
+    provider is reached at that provider's public address with the server's key, so the bot's key is
+    never sent to a provider it was not meant for."""
+    model = model or bot.model
+    if bot.connection is not None and bot.connection.serves(model):
+        return connection_endpoint(bot.connection, tenant_id=bot.tenant_id)
+    if model != bot.model and _provider_family(model) != _provider_family(bot.model):
         return PUBLIC_ENDPOINT
     credentials = bot_profile_credentials(bot)
     return Endpoint(
@@ -214,6 +169,13 @@ def bot_model_endpoint(bot: BotProfile, model: str | None = None) -> Endpoint:
         api_version=bot.api_version or None,
         headers=credentials.get("headers") or {},
     )
+
+
+def bot_model_price(bot: BotProfile, model: str) -> Price:
+    """What `model` costs this bot per token: the price its connection sets, or the model's own."""
+    if bot.connection is not None and bot.connection.serves(model):
+        return connection_price(bot.connection) or model_price(model)
+    return model_price(model)
 
 
 def _check_budget(bot: BotProfile, tenant: Tenant, fields: set[str], actor_role: str | None) -> None:
@@ -241,8 +203,9 @@ def bot_profile_create(
     bot = BotProfile(tenant=tenant)
     _apply(bot, attributes)
     _check_budget(bot, tenant, {"monthly_budget_usd"} if bot.monthly_budget_usd is not None else set(), actor_role)
-    bot.credentials_ciphertext = _encrypt_credentials(credentials)
+    bot.credentials_ciphertext = encrypt_credentials(credentials)
     bot.full_clean()
+    _check_connection(bot)
     _check_models(bot, {field for field, _ in MODEL_FIELDS} | {"fallback_models"})
     bot.save()
     return bot
@@ -265,10 +228,12 @@ def bot_profile_update(
     before = {field: getattr(bot, field) for field in attributes}
     _apply(bot, attributes)
     if credentials is not UNSET:
-        bot.credentials_ciphertext = _encrypt_credentials(credentials)
+        bot.credentials_ciphertext = encrypt_credentials(credentials)
     bot.full_clean()
     changed = {field for field, value in before.items() if getattr(bot, field) != value}
     _check_budget(bot, tenant, changed, actor_role)
+    if changed & {"connection", "model", "embedding_model", "rewrite_model", "fallback_models"}:
+        _check_connection(bot)
     _check_models(bot, changed | ({"credentials"} if credentials is not UNSET else set()))
     bot.save()
     if changed:

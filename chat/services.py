@@ -17,11 +17,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from bots.models import BotProfile
+from bots.services import bot_model_price
 from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from chat.retrieval import RetrievedChunk
 from chat.selectors import chat_get_for, recent_history
 from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
-from minirag.pricing import cost_usd
 from providers import budgets
 from tenants.authentication import Principal
 from tenants.models import Tenant
@@ -45,7 +45,7 @@ class PreparedTurn:
     history: list[dict[str, str]]
     for_visitor: bool = False  # asked through a bot (widget) token
     started: float = field(default_factory=time.perf_counter)
-    reservation_id: uuid.UUID | None = None  # what the turn set aside under a budget
+    reservation: budgets.Reservation | None = None  # what the turn set aside under a budget
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -79,7 +79,7 @@ def prepare_turn(
         if chat.bot_profile_id != bot.pk:
             raise InvalidInputError.for_field("chat_id", "This chat belongs to another bot.")
     history = recent_history(chat=chat, turns=bot.history_turns) if chat is not None else []
-    reservation_id = budgets.admit(
+    reservation = budgets.admit(
         tenant=tenant,
         bot=bot,
         estimate=budgets.turn_estimate(bot, question=message, history=history),
@@ -105,7 +105,7 @@ def prepare_turn(
         question=message,
         history=history,
         for_visitor=principal.is_bot_token,
-        reservation_id=reservation_id,
+        reservation=reservation,
     )
 
 
@@ -155,8 +155,9 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
             sources=[citation(chunk) for chunk in answer.chunks],
             searched_question=answer.searched_question,
         )
-        cost = cost_usd(answer.model, answer.prompt_tokens, answer.completion_tokens)
-        budgets.record_spend(tenant=turn.tenant, bot=turn.bot, cost_usd=cost, reservation_id=turn.reservation_id)
+        # At the connection's price when the model answered through one (bots.services.bot_model_price).
+        cost = bot_model_price(turn.bot, answer.model).recorded_cost(answer.prompt_tokens, answer.completion_tokens)
+        budgets.record_spend(tenant=turn.tenant, bot=turn.bot, cost_usd=cost, reservation=turn.reservation)
         UsageEvent.objects.create(
             tenant_id=turn.tenant_id,
             bot_profile=turn.bot,
@@ -203,10 +204,8 @@ def record_failure(turn: PreparedTurn, *, model: str, error: str, streamed: bool
     """A turn whose model call failed: the user's message stays; the failure is counted. `final`:
     the turn ends with it (no fallback model follows), so what it set aside is released."""
     with tenant_scope(turn.tenant_id), transaction.atomic():
-        if final and turn.reservation_id is not None:
-            budgets.record_spend(
-                tenant=turn.tenant, bot=turn.bot, cost_usd=Decimal(0), reservation_id=turn.reservation_id
-            )
+        if final and turn.reservation is not None:
+            budgets.record_spend(tenant=turn.tenant, bot=turn.bot, cost_usd=Decimal(0), reservation=turn.reservation)
         UsageEvent.objects.create(
             tenant_id=turn.tenant_id,
             bot_profile=turn.bot,

@@ -61,6 +61,12 @@ ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
         "set the bot's credentials again (PATCH /v1/bot-profiles/{id} with `credentials`)",
     ),
     EncryptedField(
+        "providers.Connection",
+        "credentials_ciphertext",
+        "named connections' provider keys and headers",
+        "type the connection's key again on its dashboard page (Model providers > Connections)",
+    ),
+    EncryptedField(
         "sources.Source",
         "config_secrets_ciphertext",
         "source secrets, e.g. a nyxcore api_token",

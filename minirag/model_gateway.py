@@ -86,6 +86,13 @@ class Endpoint:
     api_base: str | None = None
     api_version: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Why this endpoint may not be called any more (a named connection withdrawn from the tenant): every
+    # call through it fails with this sentence, where the callers already handle a failed model call.
+    unavailable: str | None = None
+
+    def ensure_usable(self) -> None:
+        if self.unavailable:
+            raise ModelError(self.unavailable, transient=False)
 
     def litellm_arguments(self) -> dict[str, Any]:
         """The keyword arguments LiteLLM takes for this endpoint (only those that are set)."""
@@ -224,6 +231,7 @@ def check_model_destination(
     cannot be known without credentials or DNS is judged at call time instead."""
     litellm = _ready_litellm()
     _check_provider(model)
+    endpoint.ensure_usable()
     if provider_of(model) in {entry["provider"] for entry in litellm.custom_provider_map}:
         return  # MiniRAG's own in-process providers (local/...): no network at all
     with egress.model_egress(probe=True) as probe, contextlib.suppress(Exception):
@@ -260,6 +268,7 @@ def embed_texts(
     """Embed `texts` in batches; `on_batch(n)` is called after each batch with its size."""
     litellm = _ready_litellm()
     _check_provider(model)
+    endpoint.ensure_usable()
     batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
     parts: list[np.ndarray] = []
     prompt_tokens = 0
@@ -316,6 +325,7 @@ class Completion:
 def _completion_kwargs(
     model: str, messages: Messages, temperature: float, max_tokens: int, endpoint: Endpoint
 ) -> dict[str, object]:
+    endpoint.ensure_usable()
     return {
         "model": model,
         "messages": messages,

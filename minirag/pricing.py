@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
 from django.conf import settings
 
+from minirag.errors import InvalidInputError
+
 PRICE_FILE = "model_prices_and_context_window_backup.json"
 PER_MILLION = Decimal(1_000_000)
+USD_PLACES = Decimal("0.00000001")
 
 
 class Price(NamedTuple):
@@ -24,6 +27,10 @@ class Price(NamedTuple):
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         return (self.prompt_per_1m * prompt_tokens + self.completion_per_1m * completion_tokens) / PER_MILLION
+
+    def recorded_cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """The cost as usage records store it (8 decimal places)."""
+        return self.cost(prompt_tokens, completion_tokens).quantize(USD_PLACES)
 
 
 FREE = Price(Decimal(0), Decimal(0), known=True)
@@ -65,4 +72,18 @@ def model_price(model: str) -> Price:
 
 
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    return model_price(model).cost(prompt_tokens, completion_tokens).quantize(Decimal("0.00000001"))
+    return model_price(model).recorded_cost(prompt_tokens, completion_tokens)
+
+
+def optional_amount(value: object, *, field: str, message: str) -> Decimal | None:
+    """An amount of USD typed by someone (a budget, a price): None for none, else a finite number, 0
+    or more; anything else is a 422 on `field` with `message`."""
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        raise InvalidInputError.for_field(field, message)
+    return amount

@@ -1,7 +1,7 @@
 """The model catalogue: the models a bot can be given, and the check of a model string a tenant typed.
 
 The catalogue is LiteLLM's bundled model list (its chat and embedding models that LiteLLM can route), the offline
-`local/...` models, and whatever the `extra_entries` hook adds (named connections). Each entry carries what a tenant
+`local/...` models, and the models of the named connections the tenant may pick. Each entry carries what a tenant
 needs to choose: the context window, the price (LiteLLM's list, overridden by `MINIRAG_MODEL_PRICES`, through
 minirag/pricing.py) and whether the platform holds credentials for it, so a bot needs no key of its own.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Callable, Iterable
+import uuid
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from types import ModuleType
@@ -22,8 +22,9 @@ from typing import Literal
 
 from django.conf import settings
 
-from minirag.model_gateway import _litellm, _ready_litellm
+from minirag.model_gateway import _litellm, _ready_litellm, provider_of
 from minirag.pricing import PER_MILLION, model_price
+from providers.selectors import connection_price, connections_available
 
 Mode = Literal["chat", "embedding"]
 EntrySource = Literal["litellm", "local", "connection"]
@@ -62,12 +63,7 @@ class ModelEntry:
     output_cost_per_token: float | None
     has_credentials: bool
     source: EntrySource
-
-
-#: The hook for models reached through named connections: the app that defines connections sets this to a
-#: callable returning their entries (`source="connection"`). It is called on every `model_catalogue()`, inside
-#: the caller's tenant scope, and its entries are never cached: connections change while the process runs.
-extra_entries: Callable[[], Iterable[ModelEntry]] | None = None
+    connection: str | None = None  # the named connection it is reached through (source "connection")
 
 
 @dataclass(frozen=True)
@@ -85,23 +81,62 @@ class _ModelFacts:
 # --- The catalogue ----------------------------------------------------------------------------
 
 
-def model_catalogue() -> list[ModelEntry]:
-    """Every model a bot can be given: the local models first, then by provider and id."""
+def model_catalogue(*, tenant_id: uuid.UUID | None = None) -> list[ModelEntry]:
+    """Every model a bot can be given: the local models first, then by provider and id. With `tenant_id`, also
+    the models of the connections that tenant may pick (read on every call: connections change while the
+    process runs)."""
     entries = list(_catalogue(_environment_snapshot(), _price_overrides_snapshot()))
-    if extra_entries is not None:
-        entries.extend(extra_entries())
+    if tenant_id is not None:
+        entries.extend(connection_entries(tenant_id))
         entries.sort(key=_catalogue_order)
     return entries
 
 
+def connection_entries(tenant_id: uuid.UUID) -> list[ModelEntry]:
+    """The models of the connections a tenant may pick, at the connection's price where it sets one."""
+    facts = {item.id: item for item in _litellm_models()}
+    entries = []
+    for connection in connections_available(tenant_id=tenant_id):
+        price = connection_price(connection)
+        for mode, models in (("chat", connection.chat_models), ("embedding", connection.embedding_models)):
+            for model in models:
+                known = facts.get(model)
+                input_cost, output_cost = (
+                    (float(price.prompt_per_1m / PER_MILLION), float(price.completion_per_1m / PER_MILLION))
+                    if price is not None
+                    else _costs_per_token(model)
+                )
+                entries.append(
+                    ModelEntry(
+                        id=model,
+                        provider=known.provider if known else provider_of(model),
+                        mode=mode,
+                        context_window=known.context_window if known else None,
+                        max_output_tokens=known.max_output_tokens if known else None,
+                        input_cost_per_token=input_cost,
+                        output_cost_per_token=output_cost,
+                        has_credentials=True,
+                        source="connection",
+                        connection=connection.name,
+                    )
+                )
+    return entries
+
+
 def model_list(
-    *, mode: Mode | None = None, provider: str | None = None, q: str | None = None, has_credentials: bool | None = None
+    *,
+    tenant_id: uuid.UUID | None = None,
+    mode: Mode | None = None,
+    provider: str | None = None,
+    q: str | None = None,
+    has_credentials: bool | None = None,
 ) -> list[ModelEntry]:
-    """The catalogue filtered: `mode` and `provider` exactly, `q` a case-insensitive part of the id."""
+    """The catalogue (with the tenant's connections) filtered: `mode` and `provider` exactly, `q` a
+    case-insensitive part of the id."""
     needle = q.lower() if q else None
     return [
         entry
-        for entry in model_catalogue()
+        for entry in model_catalogue(tenant_id=tenant_id)
         if (mode is None or entry.mode == mode)
         and (provider is None or entry.provider == provider)
         and (needle is None or needle in entry.id.lower())
@@ -109,8 +144,8 @@ def model_list(
     ]
 
 
-def _catalogue_order(entry: ModelEntry) -> tuple[bool, str, str]:
-    return (entry.source != "local", entry.provider, entry.id)
+def _catalogue_order(entry: ModelEntry) -> tuple[bool, str, str, str]:
+    return (entry.source != "local", entry.provider, entry.id, entry.connection or "")
 
 
 def _environment_snapshot() -> frozenset[tuple[str, bool]]:

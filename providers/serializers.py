@@ -52,6 +52,12 @@ class ModelEntrySerializer(serializers.Serializer):
         read_only=True,
         help_text="litellm: LiteLLM's model list; local: MiniRAG's offline models; connection: a named connection.",
     )
+    connection = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The named connection the model is reached through (a bot picks it with its `connection` field); "
+        "null for the others.",
+    )
 
 
 class BudgetSerializer(serializers.Serializer):

@@ -24,8 +24,8 @@ PAGE_PARAMETERS = [
 
 
 class ModelCatalogueView(TenantAPIView):
-    """The models a bot can be given, for any role of the tenant (never a widget token): the same list for every
-    tenant, since it describes the platform, not the tenant's data."""
+    """The models a bot can be given, for any role of the tenant (never a widget token): the platform's list, plus
+    the models of the named connections the platform offers this tenant."""
 
     @extend_schema(
         operation_id="models_list",
@@ -44,6 +44,7 @@ class ModelCatalogueView(TenantAPIView):
     )
     def get(self, request: Request) -> Response:
         entries = model_list(
+            tenant_id=self.tenant.pk,
             mode=_mode_param(request),
             provider=request.query_params.get("provider") or None,
             q=request.query_params.get("q") or None,

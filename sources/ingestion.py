@@ -23,10 +23,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bots.services import bot_model_endpoint
+from bots.services import bot_model_endpoint, bot_model_price
 from minirag.lexical import document_vector
 from minirag.model_gateway import ModelError, embed_texts
-from minirag.pricing import model_price
 from minirag.vectorstore import VectorPoint, collection_name, get_vector_store
 from providers import budgets
 from sources.chunking import chunk_text
@@ -185,7 +184,7 @@ def index_documents(
     # A run that wrote vectors and then died leaves points the database does not know about;
     # the flag, set before any write and cleared after cleanup, says the next run must look.
     leftovers_possible = Source.objects.filter(pk=source.pk).values_list("index_dirty", flat=True).get()
-    price = model_price(model)
+    price = bot_model_price(bot, model)
     if to_embed and price.prompt_per_1m > 0:
         # Embedding with a paid model spends the budget: a spent one pauses ingestion, readably.
         exhausted = budgets.exhausted_budget(source.tenant, bot)

@@ -42,6 +42,7 @@ EXTENSION_KEYS = {
     "fallback_models",
     "api_base",
     "api_version",
+    "connection",
     "monthly_budget_usd",
 }
 

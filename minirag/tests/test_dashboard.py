@@ -22,6 +22,7 @@ from bots.models import BotProfile
 from bots.services import bot_profile_credentials, bot_profile_update
 from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from conftest import TenantWorld, api_client
+from providers.models import Connection
 from sources.models import Chunk, Source, SourceStatus
 from sources.services import source_create, source_secrets
 from tenants.models import ApiToken, Tenant, User
@@ -70,10 +71,15 @@ def with_secrets(world: TenantWorld) -> None:
         )
 
 
-def model_pages(world: TenantWorld) -> Iterator[tuple[type, Any]]:
-    """(model, a row of `world`'s tenant) for every model the dashboard shows."""
+def model_pages(world: TenantWorld, *, operator: bool = False) -> Iterator[tuple[type, Any]]:
+    """(model, a row of `world`'s tenant) for every model the dashboard shows to a tenant's staff, or
+    (`operator`) to the platform's operators, who also manage the named connections."""
     with tenant_scope_disabled("test: pick rows"):
         for model in admin.site._registry:
+            if model is Connection:
+                if operator:
+                    yield model, world.connection
+                continue
             if model is Tenant:
                 yield model, world.tenant
                 continue
@@ -127,7 +133,7 @@ def test_an_operator_sees_every_page_of_every_tenant(
     alpha: TenantWorld, beta: TenantWorld, operator_client: Client
 ) -> None:
     for world in (alpha, beta):
-        for model, row in model_pages(world):
+        for model, row in model_pages(world, operator=True):
             for view, args in (("changelist", ()), ("change", (row.pk,)), ("history", (row.pk,))):
                 response = operator_client.get(admin_url(model, view, *args))
                 assert response.status_code == 200, (model.__name__, view, response.status_code)
@@ -235,15 +241,19 @@ def test_no_secret_ever_appears_in_dashboard_html(
             *(token.token_hash for token in ApiToken.all_tenants.filter(tenant=alpha.tenant)),
             *(token.raw_token_ciphertext for token in ApiToken.all_tenants.exclude(raw_token_ciphertext="")),
             *(s.config_secrets_ciphertext for s in Source.all_tenants.exclude(config_secrets_ciphertext="")),
+            alpha.connection.credentials_ciphertext,
+            "sk-alpha-connection",
         ]
     pages = ["/dashboard/", "/dashboard/usage/", "/dashboard/health/"]
-    for model, row in model_pages(alpha):
+    for model, row in model_pages(alpha, operator=True):
         pages += [admin_url(model, "changelist"), admin_url(model, "change", row.pk)]
     with tenant_scope(alpha.tenant):
         pages += [admin_url(Source, "change", s.pk) for s in Source.objects.all()]
     for client in (operator_client, tenant_client(alpha)):
         for page in pages:
-            html = client.get(page).content.decode()
+            response = client.get(page)
+            assert response.status_code in (200, 403), (page, response.status_code)  # 403: operators' pages
+            html = response.content.decode()
             for secret in secrets:
                 assert secret not in html, (page, secret[:12])
     bot_page = tenant_client(alpha).get(admin_url(BotProfile, "change", alpha.bot.pk)).content.decode()

@@ -20,6 +20,8 @@ from minirag import key_rotation
 from minirag.crypto import encrypt_text
 from minirag.key_rotation import ENCRYPTED_FIELDS, unregistered_ciphertext_fields
 from minirag.management.commands.rotate_keys import ALL_CURRENT
+from providers.models import Connection
+from providers.selectors import connection_endpoint
 from sources.models import Source
 from sources.services import source_create, source_secrets
 from tenants.models import ApiToken
@@ -83,7 +85,7 @@ def _snapshot(result: dict[str, dict[Any, tuple[str, Any]]]) -> dict[str, dict[A
         model = entry.model
         has_updated_at = any(f.name == "updated_at" for f in model._meta.concrete_fields)
         columns = ["pk", entry.field_name, "updated_at" if has_updated_at else "pk"]
-        rows = model.all_tenants.exclude(**{entry.field_name: ""}).values_list(*columns)  # type: ignore[attr-defined]
+        rows = model._base_manager.exclude(**{entry.field_name: ""}).values_list(*columns)
         result[entry.label] = {pk: (text, stamp if has_updated_at else None) for pk, text, stamp in rows}
     return result
 
@@ -139,6 +141,8 @@ def test_every_secret_moves_to_the_newest_key_and_still_works_without_the_old_on
             }
             assert source_secrets(Source.objects.get(pk=stored.nyxcore[slug].pk)) == {"api_token": f"nyx-{slug}-token"}
             assert bot_token_raw(ApiToken.objects.get(pk=world.token_rows["bot"].pk)) == world.tokens["bot"]
+            endpoint = connection_endpoint(Connection.objects.get(pk=world.connection.pk), tenant_id=world.tenant.pk)
+            assert (endpoint.api_key, endpoint.headers) == (f"sk-{slug}-connection", {"X-Org": slug})
         embed = world.client("admin").get(f"/v1/bot-profiles/{world.bot.pk}/embed").json()
         assert f'data-api-token="{world.tokens["bot"]}"' in embed["snippet"]
         webhook, secret = stored.hooks[slug]

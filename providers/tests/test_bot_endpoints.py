@@ -159,7 +159,7 @@ def test_a_private_endpoint_needs_the_operators_allowance(
     [
         ({"api_base": "https://user:secret@llm.example.com/v1"}, "api_base", "user name or password"),
         ({"api_base": "ftp://llm.example.com"}, "api_base", "http(s) URL"),
-        ({"credentials": {"headers": {"Host": "evil.example"}}}, "credentials", "not a header a bot may set"),
+        ({"credentials": {"headers": {"Host": "evil.example"}}}, "credentials", "not a header that may be set"),
         ({"credentials": {"headers": {"X-Team": "a\r\nX-Injected: 1"}}}, "credentials", "one-line value"),
         ({"credentials": {"headers": ["X-Team"]}}, "credentials", "header names and values"),
         ({"credentials": {"token": "x"}}, "credentials", "Unknown keys: token"),

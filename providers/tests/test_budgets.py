@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 from django.db import close_old_connections
-from django.utils import timezone
 
 from chat.tests.conftest import add_knowledge, ask
 from conftest import TenantWorld
 from providers import budgets
-from providers.models import MonthlySpend, SpendReservation
+from providers.models import MonthlySpend
 from providers.tests.fake_provider import FakeProvider
 from providers.tests.test_bot_endpoints import QUESTION, configure
 from sources.models import Source
@@ -51,8 +50,11 @@ def set_tenant_budget(world: TenantWorld, usd: str | None) -> None:
     world.tenant.refresh_from_db()
 
 
-def running_reservations() -> int:
-    return SpendReservation.objects.filter(expires_at__gt=timezone.now()).count()
+def set_aside(world: TenantWorld) -> Decimal:
+    """What running turns of the tenant have set aside this month."""
+    with tenant_scope(world.tenant):
+        row = MonthlySpend.objects.get(tenant=world.tenant, bot_profile=None, month=budgets.month_start())
+    return row.reserved_usd
 
 
 def threshold_payloads(world: TenantWorld) -> list[dict[str, Any]]:
@@ -87,7 +89,7 @@ def test_a_spent_bot_budget_refuses_chats_until_the_month_resets(
     with tenant_scope(paid_bot.tenant):
         spent = budgets.spent(paid_bot.tenant.pk, paid_bot.bot.pk)
         assert Decimal("0") < spent < Decimal("0.5")
-        assert not running_reservations()  # released when the answer was recorded
+    assert set_aside(paid_bot) == 0  # released when the answer was recorded
     estimate = budgets.turn_estimate(paid_bot.bot, question=QUESTION, history=[])
     assert spent + estimate > Decimal("1.00")  # the next turn could pass the cap: refused, not risked
 
@@ -132,6 +134,14 @@ def test_the_tenants_budget_covers_every_bot_and_warns_at_80_and_100_percent(pai
     # The dashboard's operator raises the cap: chats are admitted again at once.
     set_tenant_budget(paid_bot, "100.00")
     assert ask(paid_bot, QUESTION).status_code == 200
+    # The new cap warns again when its own marks are reached (80 USD here), once.
+    with tenant_scope(paid_bot.tenant):
+        budgets.record_spend(tenant=paid_bot.tenant, bot=paid_bot.bot, cost_usd=Decimal("1.00"))
+        assert [p["threshold"] for p in threshold_payloads(paid_bot)] == [80, 100]
+        budgets.record_spend(tenant=paid_bot.tenant, bot=paid_bot.bot, cost_usd=Decimal("70.00"))
+        budgets.record_spend(tenant=paid_bot.tenant, bot=paid_bot.bot, cost_usd=Decimal("0.01"))
+    renewed = threshold_payloads(paid_bot)
+    assert [p["threshold"] for p in renewed] == [80, 100, 80] and renewed[-1]["budget_usd"] == "100.00"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -160,11 +170,18 @@ def test_concurrent_admissions_never_pass_the_cap(alpha: TenantWorld) -> None:
     for thread in threads:
         thread.join()
     assert len(admitted) == 5 and len(refused) == 15
+    assert set_aside(alpha) == Decimal("5.00")
     with tenant_scope(alpha.tenant):
-        assert running_reservations() == 5
-        # A reservation whose turn never recorded (its process died) stops counting once expired.
-        SpendReservation.objects.update(expires_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        assert budgets.admit(tenant=alpha.tenant, bot=alpha.bot, estimate=Decimal("1.00"), for_visitor=True)
+        # Turns that never recorded (their process died) stop counting once no turn was admitted for
+        # RESERVATION_SECONDS: the next admission starts from zero.
+        MonthlySpend.objects.update(reserved_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        reservation = budgets.admit(tenant=alpha.tenant, bot=alpha.bot, estimate=Decimal("1.00"), for_visitor=True)
+    assert reservation == budgets.Reservation(month=budgets.month_start(), amount_usd=Decimal("1.00"))
+    assert set_aside(alpha) == Decimal("1.00")
+    with tenant_scope(alpha.tenant):
+        budgets.record_spend(tenant=alpha.tenant, bot=alpha.bot, cost_usd=Decimal("0.25"), reservation=reservation)
+        assert budgets.spent(alpha.tenant.pk) == Decimal("0.2625")
+    assert set_aside(alpha) == 0
 
 
 @pytest.mark.django_db

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from conftest import TenantWorld, api_client
 from minirag.tests.api_schema import SchemaClient
-from providers import catalogue
+from providers import widgets
 from providers.catalogue import (
     ModelEntry,
     close_matches,
@@ -18,6 +18,7 @@ from providers.catalogue import (
     unroutable_model_message,
 )
 from providers.widgets import ModelPickerWidget
+from tenants.tenancy import tenant_scope
 
 # Variables that would give the platform credentials for the providers these tests look at.
 PROVIDER_VARIABLES = (
@@ -43,30 +44,8 @@ def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def extra(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ModelEntry]]:
-    """Entries served through the named-connections hook for the length of a test."""
-    entries: list[ModelEntry] = []
-    monkeypatch.setattr(catalogue, "extra_entries", lambda: entries)
-    yield entries
-
-
 def by_id() -> dict[str, ModelEntry]:
     return {entry.id: entry for entry in model_catalogue()}
-
-
-def connection_entry(model_id: str, *, mode: catalogue.Mode = "chat") -> ModelEntry:
-    return ModelEntry(
-        id=model_id,
-        provider="openai",
-        mode=mode,
-        context_window=None,
-        max_output_tokens=None,
-        input_cost_per_token=None,
-        output_cost_per_token=None,
-        has_credentials=True,
-        source="connection",
-    )
 
 
 # --- What the catalogue holds -----------------------------------------------------------------
@@ -140,13 +119,24 @@ def test_operator_prices_override_litellms(settings: Settings) -> None:
     assert listed.input_cost_per_token != gpt.input_cost_per_token
 
 
-def test_named_connections_join_through_the_hook(extra: list[ModelEntry]) -> None:
-    extra.append(connection_entry("acme-gateway/support-model"))
-    assert by_id()["acme-gateway/support-model"].source == "connection"
-    entries = model_catalogue()
+def test_a_tenant_sees_the_models_of_its_own_named_connections_only(alpha: TenantWorld, beta: TenantWorld) -> None:
+    with tenant_scope(alpha.tenant):
+        entries = model_catalogue(tenant_id=alpha.tenant.pk)
     assert [entry.id for entry in entries[:2]] == ["local/extractive", "local/minilm"]
     rest = [(entry.provider, entry.id) for entry in entries[2:]]
     assert rest == sorted(rest)
+    (served,) = [entry for entry in entries if entry.source == "connection"]
+    assert (served.id, served.connection, served.mode, served.provider) == (
+        "hosted_vllm/alpha-chat",
+        "alpha-vllm",
+        "chat",
+        "hosted_vllm",
+    )
+    assert served.has_credentials  # the connection holds the key
+    assert all(entry.source != "connection" for entry in model_catalogue())  # no tenant: none
+    with tenant_scope(beta.tenant):
+        beta_served = [entry.connection for entry in model_catalogue(tenant_id=beta.tenant.pk) if entry.connection]
+    assert beta_served == ["beta-vllm"]
 
 
 # --- Checking a typed model string ------------------------------------------------------------
@@ -229,7 +219,8 @@ def ids(response: object) -> list[str]:
 
 
 def test_any_role_reads_the_catalogue_a_page_at_a_time(alpha: TenantWorld) -> None:
-    total = len(model_catalogue())
+    with tenant_scope(alpha.tenant):
+        total = len(model_catalogue(tenant_id=alpha.tenant.pk))
     for who in ("owner", "admin", "member"):
         response = alpha.client(who).get("/v1/models")
         assert response.status_code == 200, response.content
@@ -245,6 +236,7 @@ def test_any_role_reads_the_catalogue_a_page_at_a_time(alpha: TenantWorld) -> No
         "output_cost_per_token": 0.0,
         "has_credentials": True,
         "source": "local",
+        "connection": None,
     }
     everything = ids(alpha.client().get("/v1/models", {"limit": 1000}))
     page = alpha.client().get("/v1/models", {"limit": 3, "offset": 1})
@@ -296,20 +288,20 @@ def test_a_widget_token_and_strangers_are_kept_out(alpha: TenantWorld) -> None:
     assert api_client("nrag_live_not-a-token").get("/v1/models").status_code == 401
 
 
-def test_the_answer_is_what_the_schema_documents(alpha: TenantWorld, api: SchemaClient, extra: list) -> None:
-    extra.append(connection_entry("acme-gateway/support-model"))
+def test_the_answer_is_what_the_schema_documents(alpha: TenantWorld, api: SchemaClient) -> None:
     response = api.conforming(alpha.tokens["member"], "GET", "/v1/models", query={"limit": 1000})
     assert len(response.json()) == 1000
-    found = api.conforming(alpha.tokens["member"], "GET", "/v1/models", query={"q": "acme-gateway"})
-    assert [entry["source"] for entry in found.json()] == ["connection"]
+    found = api.conforming(alpha.tokens["member"], "GET", "/v1/models", query={"q": "alpha-chat"})
+    assert [(entry["source"], entry["connection"]) for entry in found.json()] == [("connection", "alpha-vllm")]
     assert api.conforming(alpha.tokens["member"], "GET", "/v1/models", query={"mode": "x"}).status_code == 422
 
 
 # --- The dashboard's model picker -------------------------------------------------------------
 
 
-def test_the_picker_suggests_the_models_of_its_mode(extra: list[ModelEntry]) -> None:
-    extra.append(connection_entry('acme/"><script>alert(1)</script>'))
+def test_the_picker_suggests_the_models_of_its_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile = dataclasses.replace(model_catalogue()[0], id='acme/"><script>alert(1)</script>')
+    monkeypatch.setattr(widgets, "model_catalogue", lambda: [*model_catalogue(), hostile])
     html = ModelPickerWidget(mode="chat").render("model", "gpt-4o-mini", attrs={"id": "id_model"})
     assert 'list="minirag-models-chat"' in html and 'value="gpt-4o-mini"' in html
     assert '<datalist id="minirag-models-chat">' in html
