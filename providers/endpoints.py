@@ -58,6 +58,20 @@ def clean_headers(value: Any, *, field: str = "credentials") -> dict[str, str]:
     return headers
 
 
+def header_lines(lines: list[str]) -> dict[str, str]:
+    """Headers typed one per line as `Name: value` (blank lines skipped); ValueError names a bad line.
+    Names and values are checked when the credentials are stored (`clean_headers`)."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise ValueError(f"Line {number}: write each header as Name: value.")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 def encrypt_credentials(credentials: dict[str, Any] | None, *, field: str = "credentials") -> str:
     """The ciphertext to store. `None` or `{}` clears; otherwise only known keys: `api_key` (a
     non-empty string) and `headers` (header names and one-line values)."""

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 
+from providers.endpoints import header_lines
+
 
 class EndpointSecretsForm(forms.Form):
     """The write-only key and extra headers of an endpoint: typed in, encrypted by the service, never
@@ -34,15 +36,10 @@ class EndpointSecretsForm(forms.Form):
         text = self.cleaned_data.get("headers") or ""
         if not text.strip():
             return None
-        headers: dict[str, str] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            name, colon, value = line.partition(":")
-            if not colon or not name.strip():
-                raise forms.ValidationError(f"Line {number}: write each header as Name: value.")
-            headers[name.strip()] = value.strip()
-        return headers
+        try:
+            return header_lines(text.splitlines())
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
 
     def credentials_change(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """The credentials to save (`{}` clears them), or None to keep the stored ones. A new key keeps

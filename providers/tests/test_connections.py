@@ -4,10 +4,13 @@ the loopback fake provider, through LiteLLM and the egress guard."""
 
 from __future__ import annotations
 
+import io
+import re
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from chat.models import UsageEvent
@@ -167,3 +170,36 @@ def test_connections_are_the_operators_pages_only(alpha: TenantWorld) -> None:
     assert "alpha-vllm" in bot_page and "beta-vllm" not in bot_page  # the tenant's choices only
     with tenant_scope(alpha.tenant):
         assert ConnectionGrant.objects.count() == 1
+
+
+def test_a_deployment_sets_up_a_connection_from_a_script(
+    alpha: TenantWorld, fake_provider: FakeProvider, loopback_allowed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VLLM_KEY", CONNECTION_KEY)
+    base = ["company-llm", "--api-base", f"{fake_provider.url}/v1", "--chat-model", "openai/fake-chat"]
+    out = io.StringIO()
+    call_command("connection", *base, "--api-key-env", "VLLM_KEY", "--header", "X-Org: acme", stdout=out)
+    assert out.getvalue().strip() == "Created connection company-llm (active): openai/fake-chat"
+    connection = Connection.objects.get(name="company-llm")
+    assert not connection.for_every_tenant and CONNECTION_KEY not in connection.credentials_ciphertext
+
+    # Run again (as on every start), granting it and pricing it: the key and headers stay.
+    call_command("connection", "company-llm", "--grant", "alpha", "--prompt-price", "2", stdout=io.StringIO())
+    connection.refresh_from_db()
+    with tenant_scope(alpha.tenant):
+        endpoint = connection_endpoint(connection, tenant_id=alpha.tenant.pk)
+    assert (endpoint.api_key, endpoint.headers, endpoint.unavailable) == (CONNECTION_KEY, {"X-Org": "acme"}, None)
+    assert connection.prompt_price_per_1m == PROMPT_PRICE
+    assert pick(alpha, connection="company-llm", model="openai/fake-chat").status_code == 200
+
+    for arguments, message in (
+        (["--api-key-env", "NO_SUCH_VARIABLE"], "NO_SUCH_VARIABLE is not set"),
+        (["--grant", "nobody"], "no tenant with the slug nobody"),
+        (["--chat-model", "gpt4o-mini"], 'Did you mean "gpt-4o-mini"'),
+        (["--header", "no colon"], "write each header as Name: value"),
+    ):
+        with pytest.raises(CommandError, match=re.escape(message)):
+            call_command("connection", "company-llm", *arguments, stdout=io.StringIO())
+    call_command("connection", "company-llm", "--inactive", stdout=io.StringIO())
+    with tenant_scope(alpha.tenant):
+        assert connection_endpoint(connection, tenant_id=alpha.tenant.pk).unavailable
