@@ -9,7 +9,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -45,7 +46,7 @@ from providers.forms import EndpointSecretsForm, lines
 from providers.models import Connection
 from providers.selectors import connections_available
 from providers.widgets import ModelPickerWidget
-from sources.models import Source
+from sources.models import Source, SourceStatus, SourceType
 from tenants.models import ApiToken, Tenant
 from tenants.selectors import first_active_owner
 from tenants.services import bot_token_raw, preview_token_for
@@ -130,6 +131,27 @@ class ConnectionChoiceField(forms.ModelChoiceField):
         described = f" ({obj.description})" if obj.description else ""
         return f"{obj.name}{described}: {', '.join(obj.served_models)}"
 
+
+def _key_state(bot: BotProfile) -> str:
+    """Whether the bot's models need a key and where it comes from, said neutrally: no key is no
+    problem for the offline models or a connection."""
+    models = {bot.model, bot.embedding_model, bot.rewrite_model, *bot.fallback_models} - {""}
+    if bot.has_credentials:
+        return "Its own key (stored encrypted)"
+    if all(model.startswith("local/") for model in models):
+        return "Not needed for the offline local models"
+    if bot.connection_id is not None:
+        return f"From the connection {bot.connection}"
+    return "The server's key for each provider"
+
+
+# The bot page's "add knowledge" buttons, the common kinds first (the chooser lists every kind).
+ADD_SOURCE_BUTTONS = (
+    (SourceType.UPLOAD, "Upload a file"),
+    (SourceType.URL, "Add a web page"),
+    (SourceType.CRAWL, "Add a whole website"),
+    (SourceType.TEXT, "Write text"),
+)
 
 # "user: ..." or "assistant: ..." starts a turn; any other line continues the turn above it.
 TURN_LINE = re.compile(r"^\s*(user|assistant)\s*:\s?(.*)$", re.IGNORECASE)
@@ -216,7 +238,7 @@ class BotTokenInline(ReadOnlyInline):
 class BotProfileAdmin(TenantModelAdmin):
     operations = frozenset({VIEW, ADD, CHANGE})
     form = BotProfileForm
-    list_display = ["name", "model", "embedding_model", "source_count", "is_active", "has_credentials", "created_at"]
+    list_display = ["name", "model", "embedding_model", "source_count", "is_active", "key_state", "created_at"]
     list_filter = ["is_active", "model"]
     search_fields = ["name", "description"]
     readonly_fields = ["id", "credentials_state", "spent_this_month", "created_at", "updated_at"]
@@ -273,9 +295,9 @@ class BotProfileAdmin(TenantModelAdmin):
     def source_count(self, bot: BotProfile) -> int:
         return bot.active_source_count
 
-    @admin.display(boolean=True, description="Provider key")
-    def has_credentials(self, bot: BotProfile) -> bool:
-        return bot.has_credentials
+    @admin.display(description="Provider key")
+    def key_state(self, bot: BotProfile) -> str:
+        return _key_state(bot)
 
     @admin.display(description="Spent this month")
     def spent_this_month(self, bot: BotProfile) -> str:
@@ -286,7 +308,7 @@ class BotProfileAdmin(TenantModelAdmin):
     @admin.display(description="Stored credentials")
     def credentials_state(self, bot: BotProfile) -> str:
         if not bot.has_credentials:
-            return "None: the server's key for this provider is used"
+            return _key_state(bot)
         stored = bot_profile_credentials(bot)
         parts = ["a provider key (hidden)"] if stored.get("api_key") else []
         if stored.get("headers"):
@@ -296,18 +318,47 @@ class BotProfileAdmin(TenantModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
-        """The bot's page also shows its embed snippet and the way to try it."""
+        """The bot's page is the centre of a bot: what it knows (and buttons to add more), the code
+        to put it on a site (and the widget token that code needs, created right here), and the
+        ways to try it."""
         bot = self.get_object(request, object_id)
         if bot is not None:
+            try:
+                embed = bot_embed(
+                    bot=bot, base_url=public_base_url(request), token_id=request.GET.get("token"), for_dashboard=True
+                )
+            except ApplicationError:  # a token id that is not (or no longer) one of the bot's
+                embed = bot_embed(bot=bot, base_url=public_base_url(request), for_dashboard=True)
+            add_source = reverse("admin:sources_source_add")
             extra_context = {
                 **(extra_context or {}),
-                "embed": bot_embed(bot=bot, base_url=public_base_url(request)),
+                "embed": embed,
+                "knowledge": self._knowledge(bot),
+                "add_source_links": [
+                    (label, f"{add_source}?source_type={kind}&bot_profile={bot.pk}")
+                    for kind, label in ADD_SOURCE_BUTTONS
+                ],
+                "sources_url": reverse("admin:sources_source_changelist") + f"?bot_profile__id__exact={bot.pk}",
+                "token_url": (
+                    reverse("admin:tenants_apitoken_change", args=[embed.token.pk]) if embed.token is not None else ""
+                ),
                 "try_url": reverse("admin:bots_botprofile_try", args=[bot.pk]),
                 "retrieval_test_url": reverse("admin:bots_botprofile_retrieval_test", args=[bot.pk]),
                 "model_test_url": reverse("admin:bots_botprofile_model_test", args=[bot.pk]),
                 "new_token_url": reverse("admin:tenants_apitoken_add") + f"?bot_profile={bot.pk}",
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _knowledge(bot: BotProfile) -> dict[str, int]:
+        """How many of the bot's sources are ready, in progress and in error, and its chunks."""
+        with tenant_scope(bot.tenant_id):
+            return Source.objects.filter(bot_profile=bot, is_active=True, parent__isnull=True).aggregate(
+                total=Count("pk"),
+                ready=Count("pk", filter=Q(status=SourceStatus.READY)),
+                errors=Count("pk", filter=Q(status=SourceStatus.ERROR)),
+                chunks=Coalesce(Sum("chunk_count"), 0),
+            )
 
     def get_urls(self) -> list[URLPattern]:
         extra = [

@@ -79,10 +79,14 @@ def _chosen_token(bot: BotProfile, token_id: str | None) -> ApiToken | None:
     return max(tokens, key=lambda t: (bool(t.raw_token_ciphertext), bool(t.allowed_origins)), default=None)
 
 
-def _warnings(bot: BotProfile, token: ApiToken | None, raw_token: str | None) -> list[str]:
+def _warnings(bot: BotProfile, token: ApiToken | None, raw_token: str | None, *, for_dashboard: bool) -> list[str]:
+    """What to fix before going live: said with the API call that fixes it, or (`for_dashboard`)
+    in the words of the bot's dashboard page, where the fix is a form next to it."""
     if not bot.is_active:
         return ["This bot is inactive: the widget will answer 'not found' until it is active again."]
     if token is None:
+        if for_dashboard:
+            return ["This bot has no widget token yet: add your site's address below to create one."]
         return [
             "This bot has no bot token yet. Create one with POST /v1/api-tokens "
             '{"name": "Website widget", "bot_profile_id": "' + str(bot.pk) + '", '
@@ -91,14 +95,21 @@ def _warnings(bot: BotProfile, token: ApiToken | None, raw_token: str | None) ->
     warnings = []
     if raw_token is None:
         warnings.append(
-            f"The raw value of token {token.token_prefix}… is not kept (created before embed snippets, or "
-            f"encrypted with a retired key): replace {TOKEN_PLACEHOLDER} with it, or create a new bot token."
+            f"The value of the widget token {token.token_prefix}… is not kept (created before embed snippets, or "
+            f"encrypted with a retired key): "
+            + (
+                "create a new widget token below."
+                if for_dashboard
+                else f"replace {TOKEN_PLACEHOLDER} with it, or create a new bot token."
+            )
         )
     if not token.allowed_origins:
-        warnings.append(
-            "This token has no allowed origins, so every web page is refused. Add your site's origin: "
-            f'PATCH /v1/api-tokens/{token.pk} {{"allowed_origins": ["https://www.example.com"]}}.'
+        fix = (
+            "Add your site's address to the token."
+            if for_dashboard
+            else f'Add your site\'s origin: PATCH /v1/api-tokens/{token.pk} {{"allowed_origins": ["https://www.example.com"]}}.'
         )
+        warnings.append(f"This token has no allowed origins, so every web page is refused. {fix}")
     elif ANY_ORIGIN in token.allowed_origins:
         warnings.append("This token works from any website ('*'); list your site's origins instead.")
     if token.expires_at is not None:
@@ -106,7 +117,7 @@ def _warnings(bot: BotProfile, token: ApiToken | None, raw_token: str | None) ->
     return warnings
 
 
-def bot_embed(*, bot: BotProfile, base_url: str, token_id: str | None = None) -> Embed:
+def bot_embed(*, bot: BotProfile, base_url: str, token_id: str | None = None, for_dashboard: bool = False) -> Embed:
     token = _chosen_token(bot, token_id)
     raw_token = bot_token_raw(token) if token is not None else None
     return Embed(
@@ -115,5 +126,5 @@ def bot_embed(*, bot: BotProfile, base_url: str, token_id: str | None = None) ->
         script_url=base_url + WIDGET_SCRIPT_PATH,
         token=token,
         raw_token=raw_token,
-        warnings=_warnings(bot, token, raw_token),
+        warnings=_warnings(bot, token, raw_token, for_dashboard=for_dashboard),
     )

@@ -15,6 +15,8 @@ from minirag.scheduler import start_in_process_scheduler  # noqa: E402
 
 # The largest legitimate body is an upload at the cap plus its multipart framing.
 application = BodySizeLimitMiddleware(
-    django_application, max_bytes=max(settings.MAX_JSON_BODY_BYTES, settings.UPLOAD_MAX_BYTES) + 1024 * 1024
+    django_application,
+    max_bytes=max(settings.MAX_JSON_BODY_BYTES, settings.UPLOAD_MAX_BYTES) + 1024 * 1024,
+    upload_max_bytes=settings.UPLOAD_MAX_BYTES,
 )
 start_in_process_scheduler()

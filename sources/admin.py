@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -39,6 +42,7 @@ from sources.models import (
     SourceType,
 )
 from sources.services import (
+    MAX_CRAWL_DEPTH,
     source_create,
     source_deactivate,
     source_ingest_children,
@@ -146,48 +150,155 @@ class SourceFormFields(ServiceForm):
         return config
 
 
+# What each kind of source asks for, in order (the add form shows only these), and its one line on
+# the "Add knowledge" chooser.
+KIND_FIELDS: dict[str, list[str]] = {
+    SourceType.TEXT: ["name", "content", "description"],
+    SourceType.UPLOAD: ["file", "name", "description"],
+    SourceType.URL: ["url", "name", "description", "refresh_schedule"],
+    SourceType.SITEMAP: ["url", "name", "max_pages", "path_prefix", "description", "refresh_schedule"],
+    SourceType.CRAWL: ["url", "name", "max_pages", "max_depth", "path_prefix", "description", "refresh_schedule"],
+    SourceType.NYXCORE: ["url", "name", "api_token", "search_limit", "description"],
+}
+KIND_SUMMARIES: dict[str, str] = {
+    SourceType.TEXT: "Type or paste text: opening hours, a policy, answers to common questions.",
+    SourceType.UPLOAD: "A document: PDF, Word, Markdown, text, CSV, HTML, or a scan (read with OCR).",
+    SourceType.URL: "One page of a website, read again on a schedule if you like.",
+    SourceType.CRAWL: "A whole website: the pages linked from a start page, on the same site.",
+    SourceType.SITEMAP: "The pages a sitemap.xml lists.",
+    SourceType.NYXCORE: "An external search service (nyxcore) the bot asks at every question.",
+}
+# The chooser's order: the most common first.
+KIND_ORDER = (
+    SourceType.UPLOAD,
+    SourceType.URL,
+    SourceType.CRAWL,
+    SourceType.TEXT,
+    SourceType.SITEMAP,
+    SourceType.NYXCORE,
+)
+# Names a source may be given by what it reads: the file's name, or (for a page) its title.
+NAME_OPTIONAL_KINDS = (SourceType.UPLOAD, SourceType.URL, SourceType.SITEMAP, SourceType.CRAWL)
+AUTHORITY_CHOICES = [
+    (Authority.INFORMATIONAL, "Informational: reference material, the usual choice."),
+    (Authority.GUIDELINE, "Guideline: preferred practice, quoted before informational sources."),
+    (Authority.MANDATORY, "Mandatory: rules the bot must follow; quoted first, they override everything else."),
+]
+
+
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size % (1024 * 1024) == 0 else f"{size / (1024 * 1024):.1f} MB"
+
+
+def chosen_kind(request: HttpRequest) -> str | None:
+    """The kind of source the add form is for (`?source_type=`, then the form's own hidden field)."""
+    kind = request.POST.get("source_type") or request.GET.get("source_type")
+    return kind if kind in SourceType.values else None
+
+
+class BotChoiceField(forms.ModelChoiceField):
+    """The bot a source belongs to; an operator, who sees every tenant's bots, reads whose each is."""
+
+    show_tenant = False
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.tenant.name}: {obj.name}" if self.show_tenant else obj.name
+
+
 class SourceAddForm(SourceFormFields):
-    file = forms.FileField(
-        required=False,
-        help_text="For an uploaded file: .txt .md .csv .html .pdf .docx, or a scan as .png .jpg .tif (read with OCR)",
-    )
+    """One kind of source at a time (`kind`, from the chooser): only the fields it needs, with their
+    limits stated. The tenant is the chosen bot's, so an operator never picks a mismatching pair."""
+
+    file = forms.FileField(required=False)
     ingest_now = forms.BooleanField(
         required=False,
         initial=True,
         label="Ingest right away",
-        help_text="Queue the ingestion when the source is saved, as the API does for uploaded files. "
-        "Untick it to ingest later with the Ingest now action.",
+        help_text="Read and index it as soon as it is saved. Untick it to ingest later with the Ingest now action.",
     )
 
     class Meta:
         model = Source
-        fields = [
-            "tenant",
-            "bot_profile",
-            "name",
-            "description",
-            "source_type",
-            "content",
-            "authority",
-            "refresh_schedule",
-        ]
+        fields = ["bot_profile", "name", "description", "source_type", "content", "authority", "refresh_schedule"]
+        field_classes = {"bot_profile": BotChoiceField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["name"].required = False
-        self.fields["name"].help_text = "Defaults to the file name for uploads."
-        self.fields["content"].help_text = "Text sources only: the text itself."
-        self.fields["bot_profile"].queryset = self.fields["bot_profile"].queryset.filter(is_active=True)
+        request = self.dashboard_request
+        kind = chosen_kind(request) or SourceType.TEXT
+        self.fields["source_type"].widget = forms.HiddenInput()
+        self.fields["source_type"].initial = kind
+        bots = self.fields["bot_profile"]
+        bots.queryset = bots.queryset.filter(is_active=True).select_related("tenant").order_by("tenant__name", "name")
+        bots.show_tenant = request.user.tenant_id is None
+        bots.empty_label = None if bots.queryset.count() == 1 else bots.empty_label
+        bots.help_text = "The bot that answers from it."
+        self.fields["authority"] = forms.ChoiceField(
+            choices=AUTHORITY_CHOICES,
+            initial=Authority.INFORMATIONAL,
+            widget=forms.RadioSelect,
+            help_text="How binding its content is for the bot's answers.",
+        )
+        name = self.fields["name"]
+        name.required = kind not in NAME_OPTIONAL_KINDS
+        name.help_text = {
+            SourceType.UPLOAD: "Leave empty to use the file's name.",
+            SourceType.URL: "Leave empty to use the page's title once it is read.",
+            SourceType.SITEMAP: "Leave empty to use the sitemap's address.",
+            SourceType.CRAWL: "Leave empty to use the start page's address.",
+        }.get(kind, "What the source is called in lists and citations.")
+        if "content" in self.fields:
+            self.fields["content"].help_text = "The text the bot answers from."
+        self._describe_limits(kind)
+        # The other kinds' fields are not on the page: not in the form either, so nothing is checked for them.
+        wanted = {"source_type", "bot_profile", "authority", "ingest_now", *KIND_FIELDS[kind]}
+        for field in set(self.fields) - wanted:
+            del self.fields[field]
+
+    def _describe_limits(self, kind: str) -> None:
+        """State the limits up front, where the values are typed."""
+        upload_limit = settings.UPLOAD_MAX_BYTES
+        self.fields["file"].help_text = (
+            f"Up to {megabytes(upload_limit)}: .txt .md .csv .html .pdf .docx, or a scan as .png .jpg .tif "
+            f"(read with OCR, at most {settings.OCR_MAX_PAGES} pages)."
+        )
+        self.fields["file"].widget.attrs.update(
+            {
+                "data-max-bytes": str(upload_limit),
+                "data-too-large": f"This file is larger than the {megabytes(upload_limit)} limit.",
+                "accept": ".txt,.md,.markdown,.csv,.html,.htm,.pdf,.docx,.png,.jpg,.jpeg,.tif,.tiff",
+            }
+        )
+        self.fields["url"].help_text = {
+            SourceType.URL: "The page's address; its main content is read, menus and footers are left out.",
+            SourceType.SITEMAP: "The address of the sitemap, e.g. https://www.example.com/sitemap.xml.",
+            SourceType.CRAWL: "The start page; links to pages on the same site are followed.",
+            SourceType.NYXCORE: "The search service's base URL.",
+        }.get(kind, "")
+        self.fields["max_pages"].help_text = (
+            f"At most this many pages (default {settings.CRAWL_DEFAULT_MAX_PAGES}, "
+            f"up to {settings.CRAWL_MAX_PAGES_LIMIT})."
+        )
+        self.fields["max_pages"].max_value = settings.CRAWL_MAX_PAGES_LIMIT
+        self.fields[
+            "max_depth"
+        ].help_text = f"How many links away from the start page to go (default 2, up to {MAX_CRAWL_DEPTH})."
+        self.fields["max_depth"].max_value = MAX_CRAWL_DEPTH
+
+    def acting_tenant(self) -> Tenant | None:
+        if self.dashboard_request.user.tenant_id is not None:
+            return super().acting_tenant()
+        bot = self.cleaned_data.get("bot_profile")
+        return bot.tenant if bot is not None else None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         source_type = data.get("source_type")
-        if source_type == SourceType.UPLOAD and not data.get("file"):
+        # One message per field: a field that already failed (a malformed URL) gets no second one.
+        if source_type == SourceType.UPLOAD and not data.get("file") and "file" not in self.errors:
             self.add_error("file", "Choose the file to upload.")
-        if source_type != SourceType.UPLOAD and not (data.get("name") or "").strip():
-            self.add_error("name", "Give the source a name.")
-        if source_type in URL_TYPES and not data.get("url"):
-            self.add_error("url", "This kind of source needs a URL.")
+        if source_type in URL_TYPES and not data.get("url") and "url" not in self.errors:
+            self.add_error("url", "Enter the address to read.")
         return data
 
     def perform(self, tenant: Tenant) -> Source:
@@ -201,14 +312,17 @@ class SourceAddForm(SourceFormFields):
                 name=data.get("name") or "",
                 description=data.get("description") or "",
                 ingest=bool(data.get("ingest_now")),
+                authority=data.get("authority") or Authority.INFORMATIONAL,
             )
+        config = self.config_for(data["source_type"])
         return source_create(
             tenant=tenant,
             bot_profile=data["bot_profile"],
-            name=data["name"],
+            # A page named by its address until ingestion finds its title (sources/lifecycle.py).
+            name=(data.get("name") or "").strip() or config.get("url", "")[:200],
             source_type=data["source_type"],
             description=data.get("description") or "",
-            config=self.config_for(data["source_type"]),
+            config=config,
             content=data.get("content") or "",
             refresh_schedule=data.get("refresh_schedule") or RefreshSchedule.NONE,
             authority=data.get("authority") or Authority.INFORMATIONAL,
@@ -284,8 +398,37 @@ class SourceAdmin(TenantModelAdmin):
     date_hierarchy = "created_at"
 
     class Media:
-        js = ["dashboard/dashboard.js"]
-        css = {"all": ["dashboard/dashboard.css"]}
+        js = ["dashboard/dashboard.js", "dashboard/source_form.js"]
+        css = {"all": ["dashboard/dashboard.css", "dashboard/forms.css"]}
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """Without a kind chosen, the choice of kinds: each opens a form with only what it needs."""
+        kind = chosen_kind(request)
+        if kind is None:
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            bot = request.GET.get("bot_profile", "")
+            query = f"&bot_profile={bot}" if _is_uuid(bot) else ""
+            kinds = [
+                (SourceType(kind).label, KIND_SUMMARIES[kind], f"?source_type={kind}{query}") for kind in KIND_ORDER
+            ]
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Add knowledge",
+                "opts": self.opts,
+                "kinds": kinds,
+                "upload_limit": megabytes(settings.UPLOAD_MAX_BYTES),
+            }
+            return TemplateResponse(request, "admin/sources/source/choose_kind.html", context)
+        label = SourceType(kind).label.lower()
+        extra_context = {**(extra_context or {}), "title": f"Add a source: {label}"}
+        return super().add_view(request, form_url, extra_context)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        if not _is_uuid(str(initial.get("bot_profile", ""))):
+            initial.pop("bot_profile", None)
+        return initial
 
     def get_form(self, request: HttpRequest, obj: Source | None = None, change: bool = False, **kwargs: Any) -> type:
         kwargs["form"] = SourceChangeForm if obj is not None else SourceAddForm
@@ -293,14 +436,12 @@ class SourceAdmin(TenantModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Source | None = None) -> list[tuple[str | None, dict]]:
         if obj is None:
-            fieldsets: list[tuple[str | None, dict]] = [
-                (None, {"fields": ["tenant", "bot_profile", "source_type", "name", "description"]}),
-                ("What to read", {"fields": ["file", "url", "content", "ingest_now"]}),
-                ("Sitemaps and crawls", {"fields": ["max_pages", "max_depth", "path_prefix"], "classes": ["collapse"]}),
-                ("External search (nyxcore)", {"fields": ["api_token", "search_limit"], "classes": ["collapse"]}),
-                ("Options", {"fields": ["authority", "refresh_schedule"]}),
+            kind = chosen_kind(request) or SourceType.TEXT
+            options = ["authority", "ingest_now"] if kind != SourceType.NYXCORE else ["authority"]
+            return [
+                (None, {"fields": ["source_type", "bot_profile", *KIND_FIELDS[kind]]}),
+                ("How the bot uses it", {"fields": options}),
             ]
-            return self.without_tenant_field(request, fieldsets)
         what = {
             SourceType.TEXT: ["content"],
             SourceType.UPLOAD: ["config_summary"],

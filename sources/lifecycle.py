@@ -34,7 +34,7 @@ from sources import discovery
 from sources.events import publish_source_event
 from sources.extraction import ExtractionError
 from sources.ingestion import IngestReport, StaleRunError, index_documents
-from sources.loaders import load_documents
+from sources.loaders import LoadedDocument, load_documents
 from sources.models import IN_FLIGHT_STATUSES, RefreshSchedule, Source, SourceStatus, SourceType
 from sources.services import next_refresh_time, remove_source_vectors, source_ingest_request
 from tenants.models import Tenant
@@ -266,9 +266,22 @@ def _ingest(tenant: Tenant, source: Source, run_id: uuid.UUID) -> IngestReport |
         return RunReport(chunks=summary.chunks)
     reporter = ProgressReporter(source, run_id)
     documents = load_documents(source, on_ocr_progress=reporter.ocr_pages)
+    _name_after_title(source, documents)
     report = index_documents(source, documents, run_id=run_id, on_progress=reporter)
     _mark_ready(source, run_id, documents=report.documents, chunks=report.chunks)
     return report
+
+
+def _name_after_title(source: Source, documents: list[LoadedDocument]) -> None:
+    """A web page added without a name is named by its address (the dashboard's default): once read,
+    it takes the page's title. Only then, and only if nobody renamed it meanwhile."""
+    url = (source.config or {}).get("url", "")
+    if source.source_type != SourceType.URL or source.parent_id is not None or source.name != url[:200]:
+        return
+    title = next((document.title.strip() for document in documents if document.title.strip()), "")
+    if title:
+        Source.objects.filter(pk=source.pk, name=source.name).update(name=title[:200])
+        source.name = title[:200]
 
 
 @dataclass(frozen=True)

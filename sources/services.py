@@ -266,6 +266,7 @@ def source_upload(
     description: str = "",
     parent: Source | None = None,
     ingest: bool = True,
+    authority: str = Authority.INFORMATIONAL,
 ) -> Source:
     """Store an uploaded file as a source after checking its size and its type (by extension
     and by content), and queue its ingestion once the transaction commits (``ingest=False``
@@ -297,6 +298,7 @@ def source_upload(
         description=description,
         source_type=SourceType.UPLOAD,
         config={"original_filename": filename, "file_size": len(data), "file_type": kind},
+        authority=authority,
     )
     source.full_clean()
     source.save()

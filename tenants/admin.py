@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import ReadOnlyPasswordHashField
@@ -283,10 +283,28 @@ def _split_origins(text: str) -> list[str]:
 RATE_LIMIT_HELP = "Empty: the server default. 0: unlimited."
 
 
+NO_ORIGINS_MESSAGE = (
+    "Browsers refuse a widget token without allowed origins. Add your site's address, such as "
+    "https://www.example.com, or tick “Create it without origins” to use it from servers only."
+)
+
+
 class ApiTokenAddForm(ServiceForm):
     allowed_origins_text = _origins_field()
     allowed_origins_text.label = "Allowed origins"
+    confirm_no_origins = forms.BooleanField(
+        required=False,
+        label="Create it without origins",
+        help_text="For a widget token used only from servers, never from a web page.",
+    )
     error_fields = {"allowed_origins": "allowed_origins_text", "bot_profile_id": "bot_profile"}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        no_origins = not _split_origins(data.get("allowed_origins_text") or "")
+        if data.get("bot_profile") and no_origins and not data.get("confirm_no_origins"):
+            self.add_error("allowed_origins_text", NO_ORIGINS_MESSAGE)
+        return data
 
     class Meta:
         model = ApiToken
@@ -401,11 +419,30 @@ class ApiTokenAdmin(TenantModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: ApiToken | None = None) -> list[tuple[str | None, dict]]:
         if obj is None:
             fieldsets: list[tuple[str | None, dict]] = [
-                (None, {"fields": ["tenant", "user", "name", "bot_profile", "allowed_origins_text", "expires_at"]}),
+                (
+                    None,
+                    {
+                        "fields": [
+                            "tenant",
+                            "user",
+                            "name",
+                            "bot_profile",
+                            "allowed_origins_text",
+                            "confirm_no_origins",
+                            "expires_at",
+                        ]
+                    },
+                ),
                 ("Chat limits (bot tokens)", {"fields": list(RATE_LIMIT_FIELDS), "classes": ["collapse"]}),
             ]
             if not is_operator(request):
-                fieldsets[0][1]["fields"] = ["name", "bot_profile", "allowed_origins_text", "expires_at"]
+                fieldsets[0][1]["fields"] = [
+                    "name",
+                    "bot_profile",
+                    "allowed_origins_text",
+                    "confirm_no_origins",
+                    "expires_at",
+                ]
             return fieldsets
         editable = obj.is_active
         main = ["id", "name", "token_prefix", "kind", "bot_profile", "user"]
@@ -453,6 +490,12 @@ class ApiTokenAdmin(TenantModelAdmin):
         request.new_raw_token = getattr(form, "raw_token", "")
 
     def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> HttpResponse:
+        if obj.is_bot_token:
+            # A widget token is publishable and kept for the bot's snippet: the bot's page shows the
+            # code to paste, with this token in it, instead of a "copy it now" page.
+            messages.success(request, f"Widget token “{obj.name}” created: the code below contains it.")
+            bot_page = reverse("admin:bots_botprofile_change", args=[obj.bot_profile_id])
+            return HttpResponseRedirect(f"{bot_page}?token={obj.pk}#embed")
         return secret_once_response(
             request,
             title="Copy the new token now",

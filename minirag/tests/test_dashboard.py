@@ -5,6 +5,7 @@ writes go through the same services as the API."""
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -381,21 +382,24 @@ def test_retrieval_tests_stay_in_the_tenant(alpha: TenantWorld, beta: TenantWorl
     assert "alpha" not in " ".join(chunk["content"] for chunk in tested.context["report"]["chunks"])
 
 
+def add_source_url(kind: str, bot: Any = None) -> str:
+    return admin_url(Source, "add") + f"?source_type={kind}" + (f"&bot_profile={bot.pk}" if bot else "")
+
+
 def test_sources_are_added_through_the_services_and_ingested(
     alpha: TenantWorld, django_capture_on_commit_callbacks: Any, settings: Any
 ) -> None:
     client = tenant_client(alpha)
-    url = admin_url(Source, "add")
+    url = add_source_url("text", alpha.bot)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             url,
             form_data(
                 client,
                 url,
-                bot_profile=str(alpha.bot.pk),
-                source_type="text",
                 name="Returns policy",
                 content="Returns are accepted within thirty days of delivery.",
+                authority="guideline",
                 ingest_now="on",
             ),
         )
@@ -403,21 +407,21 @@ def test_sources_are_added_through_the_services_and_ingested(
     with tenant_scope(alpha.tenant):
         source = Source.objects.get(name="Returns policy")
         assert source.status == SourceStatus.READY and source.chunk_count == 1
+        assert (source.bot_profile_id, source.authority) == (alpha.bot.pk, "guideline")
 
     # An upload is ingested like one through the API (the upload service queues it on commit)...
+    url = add_source_url("upload", alpha.bot)
     upload = SimpleUploadedFile("faq.md", b"# FAQ\n\nWe ship to every country in the EU.")
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
-            url, form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="upload", file=upload, name="")
-        )
+        response = client.post(url, form_data(client, url, file=upload, name="", authority="mandatory"))
     assert response.status_code == 302, response.context["adminform"].form.errors
     with tenant_scope(alpha.tenant):
         uploaded = Source.objects.get(name="faq.md")
-        assert uploaded.config["original_filename"] == "faq.md"
+        assert uploaded.config["original_filename"] == "faq.md" and uploaded.authority == "mandatory"
         assert uploaded.status == SourceStatus.READY and uploaded.chunk_count == 1
     # ...unless "Ingest right away" is unticked.
     later = SimpleUploadedFile("later.md", b"# Later\n\nRead me next week.")
-    values = form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="upload", file=later, name="")
+    values = form_data(client, url, file=later, name="")
     del values["ingest_now"]
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(url, values).status_code == 302
@@ -427,25 +431,19 @@ def test_sources_are_added_through_the_services_and_ingested(
     settings.ALLOW_PRIVATE_NETWORKS = False
     with tenant_scope(alpha.tenant):
         before = Source.objects.count()
-    refused = client.post(
-        url, form_data(client, url, bot_profile=str(alpha.bot.pk), source_type="url", name="x", url="http://10.0.0.1/")
-    )
+    url = add_source_url("url", alpha.bot)
+    refused = client.post(url, form_data(client, url, name="x", url="http://10.0.0.1/"))
     assert refused.status_code == 200
     errors = refused.context["adminform"].form.errors
     assert "url" in errors and "private or reserved address" in str(errors["url"])
+    # One message per field: a malformed address is not also "missing".
+    malformed = client.post(url, form_data(client, url, url="htp://example"))
+    assert malformed.context["adminform"].form.errors["url"] == ["Enter a valid URL."]
     with tenant_scope(alpha.tenant):
         assert Source.objects.count() == before
 
-    unsupported = client.post(
-        url,
-        form_data(
-            client,
-            url,
-            bot_profile=str(alpha.bot.pk),
-            source_type="upload",
-            file=SimpleUploadedFile("tool.exe", b"MZ\x90\x00binary"),
-        ),
-    )
+    url = add_source_url("upload", alpha.bot)
+    unsupported = client.post(url, form_data(client, url, file=SimpleUploadedFile("tool.exe", b"MZ\x90\x00binary")))
     assert "Unsupported file type" in str(unsupported.context["adminform"].form.errors)
 
 
@@ -516,34 +514,45 @@ def test_source_actions_ingest_and_deactivate(alpha: TenantWorld, django_capture
     assert "reactivate it" in again.content.decode()  # the service's refusal, readable
 
 
-def test_a_token_is_shown_once_works_and_is_revoked(alpha: TenantWorld) -> None:
+def test_a_widget_token_is_created_on_the_bot_page_and_its_code_shown_there(alpha: TenantWorld) -> None:
     client = tenant_client(alpha)
-    url = admin_url(ApiToken, "add")
+    bot_page = admin_url(BotProfile, "change", alpha.bot.pk)
+    url = admin_url(ApiToken, "add") + f"?bot_profile={alpha.bot.pk}"
+    # Without an origin it asks first: browsers would refuse such a token.
+    unconfirmed = client.post(url, {"name": "Shop widget", "bot_profile": str(alpha.bot.pk)})
+    assert "Browsers refuse a widget token without allowed origins" in str(
+        unconfirmed.context["adminform"].form.errors["allowed_origins_text"]
+    )
+    # What the bot page's "Create the code for my site" sends.
     response = client.post(
         url,
-        form_data(
-            client,
-            url,
-            name="Shop widget",
-            bot_profile=str(alpha.bot.pk),
-            allowed_origins_text="https://shop.example\nhttps://www.shop.example",
-        ),
+        {
+            "name": "Shop widget",
+            "bot_profile": str(alpha.bot.pk),
+            "allowed_origins_text": "https://shop.example\nhttps://www.shop.example",
+        },
     )
-    assert response.status_code == 200
-    raw = shown_secret(response)
-    assert raw.startswith("nrag_live_")
     with tenant_scope(alpha.tenant):
         token = ApiToken.objects.get(name="Shop widget")
+    assert response.status_code == 302 and response["Location"] == f"{bot_page}?token={token.pk}#embed"
+    page = html.unescape(client.get(response["Location"]).content.decode())
+    raw = re.search(r'data-api-token="(nrag_live_[^"]+)"', page).group(1)
+    assert "Widget token “Shop widget” created" in page and "<code>https://www.shop.example</code>" in page
     assert token.allowed_origins == ["https://shop.example", "https://www.shop.example"]
     chat = api_client(raw, HTTP_ORIGIN="https://shop.example").post(
         "/v1/chat", {"bot_profile_id": str(alpha.bot.pk), "message": "When does the office open?"}, format="json"
     )
     assert chat.status_code == 200
-    assert raw not in client.get(admin_url(ApiToken, "change", token.pk)).content.decode()
-    bad = client.post(
-        url, form_data(client, url, name="x", bot_profile=str(alpha.bot.pk), allowed_origins_text="ftp://x")
-    )
+    assert "/v1/api-tokens" not in page and "YOUR_BOT_TOKEN" not in page  # no API instructions on the page
+    bad = client.post(url, {"name": "x", "bot_profile": str(alpha.bot.pk), "allowed_origins_text": "ftp://x"})
     assert "allowed_origins_text" in bad.context["adminform"].form.errors
+    confirmed = client.post(url, {"name": "Server", "bot_profile": str(alpha.bot.pk), "confirm_no_origins": "on"})
+    assert confirmed.status_code == 302
+
+    # A tenant token is a secret: shown once, on a page of its own.
+    tenant_token = client.post(admin_url(ApiToken, "add"), {"name": "CI deploys"})
+    assert tenant_token.status_code == 200 and shown_secret(tenant_token).startswith("nrag_live_")
+    assert raw not in client.get(admin_url(ApiToken, "change", token.pk)).content.decode()
 
     client.post(admin_url(ApiToken, "changelist"), {"action": "revoke_tokens", "_selected_action": [str(token.pk)]})
     with tenant_scope(alpha.tenant):
@@ -656,25 +665,20 @@ def test_an_operator_adds_rows_for_a_chosen_tenant_and_cannot_cross_them(
     with tenant_scope(beta.tenant):
         assert BotProfile.objects.filter(name="Ops bot").exists()
 
-    url = admin_url(Source, "add")
-    crossed = operator_client.post(
-        url,
-        form_data(
-            operator_client,
-            url,
-            tenant=str(alpha.tenant.pk),
-            bot_profile=str(beta.bot.pk),
-            source_type="text",
-            name="crossed",
-            content="Some text.",
-        ),
+    # A source belongs to the tenant of the bot chosen for it: the bots are labelled with their tenant.
+    url = add_source_url("text")
+    page = operator_client.get(url).content.decode()
+    assert f"{beta.tenant.name}: {beta.bot.name}" in page and f"{alpha.tenant.name}: {alpha.bot.name}" in page
+    added = operator_client.post(
+        url, form_data(operator_client, url, bot_profile=str(beta.bot.pk), name="ops", content="Text.")
     )
-    assert crossed.status_code == 200
-    assert "not found" in str(crossed.context["adminform"].form.errors).lower()
+    assert added.status_code == 302, added.context["adminform"].form.errors
     with tenant_scope_disabled("test: look in every tenant"):
-        assert not Source.all_tenants.filter(name="crossed").exists()
-    missing = operator_client.post(url, form_data(operator_client, url, source_type="text", name="x", content="y"))
-    assert "tenant" in missing.context["adminform"].form.errors
+        assert Source.all_tenants.get(name="ops").tenant_id == beta.tenant.pk
+    missing = operator_client.post(
+        url, {"source_type": "text", "name": "x", "content": "y", "authority": "informational"}
+    )
+    assert "bot_profile" in missing.context["adminform"].form.errors
 
 
 def test_the_dashboard_benchmark_runs_end_to_end() -> None:
