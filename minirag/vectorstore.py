@@ -14,6 +14,10 @@ bot's own chunks, so the sparse dot product is BM25).
 A search fuses both rankings in one `query_points` call (reciprocal rank fusion). Collections
 made before hybrid retrieval hold one unnamed dense vector: they keep working, dense only, until
 `manage.py reindex` rebuilds them from the database (`migrate` does it when it finds one).
+
+In the embedded modes, searches are answered by an exact NumPy index kept in step with the local
+storage (minirag/vector_index.py): the same results as Qdrant, without qdrant-client's per-point
+walk in Python. The storage stays the record; the server mode is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import re
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +43,12 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from minirag.lexical import SparseVector
+from minirag.vector_index import CollectionIndex, IndexedPoint
 
 logger = logging.getLogger(__name__)
+# qdrant-client warns on every write past 20,000 points that its local mode searches slowly: the
+# embedded modes search with their own index instead (minirag/vector_index.py).
+warnings.filterwarnings("ignore", message="Local mode is not recommended for collections with more than")
 
 SERVER_TIMEOUT_SECONDS = 10
 UPSERT_BATCH_SIZE = 256
@@ -156,7 +165,7 @@ class VectorHit:
     fused: float | None = None
 
 
-def _tenant_filter(
+def tenant_filter(
     tenant_id: uuid.UUID | str,
     *,
     bot_profile_id: uuid.UUID | str | None = None,
@@ -180,12 +189,15 @@ def _tenant_filter(
 class VectorStore:
     """Tenant-filtered operations on the chunk collections."""
 
-    def __init__(self, client: QdrantClient, *, serialize: bool) -> None:
+    def __init__(self, client: QdrantClient, *, embedded: bool) -> None:
         self.client = client
         # qdrant-client's local mode is not safe for concurrent use; the server is.
-        self._lock = threading.RLock() if serialize else None
+        self._lock = threading.RLock() if embedded else None
+        self._embedded = embedded
         self._ready_collections: set[str] = set()
         self._hybrid: dict[str, bool] = {}
+        # Embedded modes: the search index of each collection used so far (loaded on first search).
+        self._indexes: dict[str, CollectionIndex] = {}
 
     @contextmanager
     def _access(self) -> Iterator[QdrantClient]:
@@ -224,6 +236,7 @@ class VectorStore:
                 client.delete_collection(collection)
         self._ready_collections.discard(collection)
         self._hybrid.pop(collection, None)
+        self._indexes.pop(collection, None)
 
     def is_hybrid(self, collection: str) -> bool:
         """Whether the collection has the named dense and lexical vectors (not a legacy one)."""
@@ -240,6 +253,9 @@ class VectorStore:
             structs = [qm.PointStruct(id=str(p.id), vector=_vectors(p, hybrid), payload=p.payload) for p in batch]
             with self._access() as client:
                 client.upsert(collection, points=structs, wait=True)
+                index = self._indexes.get(collection)
+                if index is not None:
+                    index.upsert([_indexed(point) for point in batch])
 
     def set_payload(
         self,
@@ -256,9 +272,17 @@ class VectorStore:
             client.set_payload(
                 collection,
                 payload=payload,
-                points=_tenant_filter(tenant_id, source_ids=source_ids, only_ids=point_ids),
+                points=tenant_filter(tenant_id, source_ids=source_ids, only_ids=point_ids),
                 wait=True,
             )
+            index = self._indexes.get(collection)
+            if index is not None:
+                index.set_payload(
+                    payload,
+                    tenant_id=str(tenant_id),
+                    source_ids=_texts(source_ids),
+                    ids=_texts(point_ids),
+                )
 
     def search(
         self,
@@ -278,11 +302,41 @@ class VectorStore:
         if not self._exists(collection):
             return []
         dense = np.asarray(vector, dtype=np.float32)
-        points_filter = _tenant_filter(
-            tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids, exclude_source_ids=exclude_source_ids
-        )
         hybrid = self.is_hybrid(collection)
         lexical = lexical_query if hybrid and lexical_query else None
+        candidates = max(FUSION_CANDIDATES, limit * 4)
+        with self._access():
+            index = self._index(collection) if hybrid else None
+            if index is not None:
+                found = index.search(
+                    dense,
+                    tenant_id=str(tenant_id),
+                    bot_profile_id=str(bot_profile_id),
+                    lexical=lexical,
+                    include_sources=_texts(source_ids),
+                    exclude_sources=_texts(exclude_source_ids),
+                    limit=limit,
+                    candidates=candidates,
+                )
+                return [VectorHit(hit.id, hit.cosine, dict(hit.payload), hit.fused) for hit in found]
+        points_filter = tenant_filter(
+            tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids, exclude_source_ids=exclude_source_ids
+        )
+        return self.qdrant_search(collection, dense, points_filter, lexical=lexical, limit=limit, candidates=candidates)
+
+    def qdrant_search(
+        self,
+        collection: str,
+        dense: np.ndarray,
+        points_filter: qm.Filter,
+        *,
+        lexical: SparseVector | None,
+        limit: int,
+        candidates: int,
+    ) -> list[VectorHit]:
+        """The search as Qdrant runs it: the server's, a legacy collection's, and the reference the
+        embedded index is tested against."""
+        hybrid = self.is_hybrid(collection)
         with self._access() as client:
             if not lexical:
                 result = client.query_points(
@@ -294,7 +348,6 @@ class VectorStore:
                     with_payload=True,
                 )
                 return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
-            candidates = max(FUSION_CANDIDATES, limit * 4)
             result = client.query_points(
                 collection,
                 prefetch=[
@@ -313,9 +366,10 @@ class VectorStore:
                 with_vectors=[DENSE],
             )
         hits = []
+        unit = dense / (np.linalg.norm(dense) or 1.0)  # stored vectors are normalised (cosine distance)
         for point in result.points:
             stored = (point.vector or {}).get(DENSE) if isinstance(point.vector, dict) else None
-            cosine = float(np.dot(dense, np.asarray(stored, dtype=np.float32))) if stored is not None else 0.0
+            cosine = float(np.dot(unit, np.asarray(stored, dtype=np.float32))) if stored is not None else 0.0
             hits.append(VectorHit(id=str(point.id), score=cosine, payload=dict(point.payload or {}), fused=point.score))
         return hits
 
@@ -332,7 +386,7 @@ class VectorStore:
         with self._access() as client:
             return client.count(
                 collection,
-                count_filter=_tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids),
+                count_filter=tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids),
                 exact=True,
             ).count
 
@@ -348,11 +402,18 @@ class VectorStore:
         With neither it would delete the tenant's whole index, which is refused."""
         if bot_profile_id is None and source_ids is None:
             raise ValueError("VectorStore.delete needs bot_profile_id or source_ids.")
-        points_filter = _tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids)
+        points_filter = tenant_filter(tenant_id, bot_profile_id=bot_profile_id, source_ids=source_ids)
         for collection in collections if collections is not None else self.collections():
             if self._exists(collection):
                 with self._access() as client:
                     client.delete(collection, points_selector=points_filter, wait=True)
+                    index = self._indexes.get(collection)
+                    if index is not None:
+                        index.delete(
+                            tenant_id=str(tenant_id),
+                            bot_profile_id=None if bot_profile_id is None else str(bot_profile_id),
+                            source_ids=_texts(source_ids),
+                        )
 
     def delete_points(
         self, collection: str, point_ids: Sequence[uuid.UUID | str], *, tenant_id: uuid.UUID | str
@@ -363,7 +424,10 @@ class VectorStore:
         for start in range(0, len(point_ids), ID_BATCH_SIZE):
             batch = point_ids[start : start + ID_BATCH_SIZE]
             with self._access() as client:
-                client.delete(collection, points_selector=_tenant_filter(tenant_id, only_ids=batch), wait=True)
+                client.delete(collection, points_selector=tenant_filter(tenant_id, only_ids=batch), wait=True)
+                index = self._indexes.get(collection)
+                if index is not None:
+                    index.delete_ids([str(point_id) for point_id in batch], tenant_id=str(tenant_id))
 
     def present_ids(
         self, collection: str, point_ids: Sequence[uuid.UUID | str], *, tenant_id: uuid.UUID | str
@@ -392,7 +456,7 @@ class VectorStore:
             with self._access() as client:
                 points, offset = client.scroll(
                     collection,
-                    scroll_filter=_tenant_filter(tenant_id, source_ids=source_ids),
+                    scroll_filter=tenant_filter(tenant_id, source_ids=source_ids),
                     limit=ID_BATCH_SIZE,
                     offset=offset,
                     with_payload=False,
@@ -413,6 +477,71 @@ class VectorStore:
             return True
         with self._access() as client:
             return client.collection_exists(collection)
+
+    def _index(self, collection: str) -> CollectionIndex | None:
+        """The embedded modes' search index of a (hybrid) collection, read from the storage the
+        first time it is needed; None in server mode. Call it holding the lock."""
+        if not self._embedded:
+            return None
+        index = self._indexes.get(collection)
+        if index is None:
+            index = self._indexes[collection] = _load_index(self.client, collection)
+        return index
+
+
+def _texts(values: Sequence[uuid.UUID | str] | None) -> set[str] | None:
+    return None if values is None else {str(value) for value in values}
+
+
+def _indexed(point: VectorPoint) -> IndexedPoint:
+    return IndexedPoint(
+        id=str(point.id),
+        vector=np.asarray(point.vector, dtype=np.float32),
+        payload=point.payload,
+        lexical=point.lexical,
+    )
+
+
+def _load_index(client: QdrantClient, collection: str) -> CollectionIndex:
+    """Every point of an embedded collection, read back into a search index. From qdrant-client's
+    local arrays when they look as expected (a second for 200,000 points), else by scrolling."""
+    dimensions = client.get_collection(collection).config.params.vectors[DENSE].size  # type: ignore[index]
+    index = CollectionIndex(dimensions)
+    try:
+        points = list(_stored_points(client._client.collections[collection]))  # type: ignore[attr-defined]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        logger.info("Reading %s through the client: its local storage looks unfamiliar.", collection)
+        points = list(_scrolled_points(client, collection))
+    index.upsert(points)
+    return index
+
+
+def _stored_points(local: Any) -> Iterator[IndexedPoint]:
+    dense, sparse = local.vectors[DENSE], local.sparse_vectors[LEXICAL]
+    no_sparse = local.deleted_per_vector[LEXICAL]
+    for row, point_id in enumerate(local.ids_inv):
+        if local.deleted[row]:
+            continue
+        stored = sparse[row]
+        lexical = None if no_sparse[row] else SparseVector(indices=list(stored.indices), values=list(stored.values))
+        yield IndexedPoint(str(point_id), dense[row], dict(local.payload[row]), lexical)
+
+
+def _scrolled_points(client: QdrantClient, collection: str) -> Iterator[IndexedPoint]:
+    offset = None
+    while True:
+        points, offset = client.scroll(
+            collection, limit=ID_BATCH_SIZE, offset=offset, with_payload=True, with_vectors=True
+        )
+        for point in points:
+            vectors = point.vector if isinstance(point.vector, dict) else {}
+            stored = vectors.get(LEXICAL)
+            lexical = SparseVector(indices=list(stored.indices), values=list(stored.values)) if stored else None
+            yield IndexedPoint(
+                str(point.id), np.asarray(vectors[DENSE], dtype=np.float32), dict(point.payload or {}), lexical
+            )
+        if offset is None:
+            return
 
 
 def _vectors(point: VectorPoint, hybrid: bool) -> Any:
@@ -448,4 +577,4 @@ def get_vector_store() -> VectorStore:
 
 @lru_cache(maxsize=1)
 def _create_store() -> VectorStore:
-    return VectorStore(get_qdrant_client(), serialize=qdrant_mode() != "server")
+    return VectorStore(get_qdrant_client(), embedded=qdrant_mode() != "server")
