@@ -96,6 +96,38 @@ def check_components() -> dict[str, ComponentHealth]:
     }
 
 
+# --- Labels for the dashboard (the v1 JSON keeps its keys: postgres, qdrant, redis) -------------
+
+_COMPONENT_ROLES = {"postgres": "Database", "qdrant": "Vector store", "redis": "Queue and cache"}
+
+# What a tenant's staff are told each component does for them, in their words (no vendor names).
+COMPONENT_PURPOSES = {
+    "postgres": "Saving and reading your bots, sources, chats and settings",
+    "qdrant": "Searching your knowledge to answer questions",
+    "redis": "Background work: reading new sources, sending webhooks",
+}
+
+
+def component_label(name: str) -> str:
+    """What actually runs behind a component key, for the operator's health page:
+    `postgres` → "Database: SQLite (embedded)" in the embedded mode, "Database: PostgreSQL" in production."""
+    role = _COMPONENT_ROLES.get(name, name)
+    if name == "postgres":
+        vendor = connection.vendor
+        what = {"postgresql": "PostgreSQL", "sqlite": "SQLite (embedded)"}.get(vendor, vendor)
+    elif name == "qdrant":
+        what = {
+            "server": "Qdrant server",
+            "local": "Qdrant local mode (embedded)",
+            "memory": "Qdrant in memory (embedded)",
+        }.get(qdrant_mode(), "Qdrant")
+    elif name == "redis":
+        what = "Redis" if settings.REDIS_URL else "in-process tasks and local-memory cache (no Redis)"
+    else:
+        return role
+    return f"{role}: {what}"
+
+
 def overall_status(components: dict[str, ComponentHealth]) -> str:
     return "ok" if all(c.status == "ok" for c in components.values()) else "degraded"
 

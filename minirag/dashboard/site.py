@@ -1,11 +1,12 @@
-"""The dashboard's AdminSite: who may log in, the tenant-aware login form, and the pages that are
-not a model's (usage, health)."""
+"""The dashboard's AdminSite: who may log in, the tenant-aware login form, the start page (its
+index), where "View site" leads, and the pages that are not a model's (usage, health)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth import authenticate
@@ -81,7 +82,7 @@ class DashboardPasswordChangeForm(AdminPasswordChangeForm):
 class DashboardSite(admin.AdminSite):
     site_header = "MiniRAG dashboard"
     site_title = "MiniRAG"
-    index_title = "Overview"
+    index_title = "Start"
     login_form = DashboardLoginForm
     # The widget lives under /dashboard/widget/ (served by minirag.widget, not by this site).
     final_catch_all_view = False
@@ -94,7 +95,35 @@ class DashboardSite(admin.AdminSite):
         context["is_operator"] = request.user.is_authenticated and is_operator(request)
         if request.user.is_authenticated and request.user.tenant_id is not None:
             context["workspace"] = request.user.tenant
+        context["site_url"], context["site_link_label"] = self.view_site_link(request, context.get("workspace"))
         return context
+
+    def view_site_link(self, request: HttpRequest, workspace: Any) -> tuple[str, str]:
+        """Where "View site" leads (Django's default, `/`, is only a redirect to the API docs).
+
+        MiniRAG has no public site of its own: what a visitor sees is the widget on the customer's
+        site. So, where the widget demo page runs (embedded mode, `make run`) and shows the viewer's
+        own bot — for operators, and for the demo workspace's staff — it leads there: the product as
+        visitors see it. Everyone else has no page of theirs outside the dashboard (the demo page
+        would show another workspace's bot), so it leads to the start page, labelled as such."""
+        start = reverse("admin:index", current_app=self.name)
+        if not request.user.is_authenticated or not settings.WIDGET_DEMO_ENABLED:
+            return start, "Start page"
+        from minirag.demo import DEMO_SLUG
+        from tenants.models import Tenant
+
+        if workspace is not None:
+            shows_own_bot = workspace.slug == DEMO_SLUG
+        else:
+            shows_own_bot = is_operator(request) and Tenant.objects.filter(slug=DEMO_SLUG, is_active=True).exists()
+        return (reverse("widget-demo"), "View the demo site") if shows_own_bot else (start, "Start page")
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The start page: Django's app list, plus what to do next (tenants) or every tenant at a
+        glance (operators) — minirag/dashboard/start.py."""
+        from minirag.dashboard import views
+
+        return super().index(request, {**views.start_context(request), **(extra_context or {})})
 
     def password_change(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         from django.contrib.auth.views import PasswordChangeView

@@ -1,5 +1,6 @@
-"""Dashboard pages that are not a model's: usage (charts, cost, feedback, unanswered questions)
-and health. Both run inside the tenant scope the middleware set; an operator picks the tenant."""
+"""Dashboard pages that are not a model's: the start page's figures, usage (charts, cost, feedback,
+unanswered questions) and health. They run inside the tenant scope the middleware set; an operator
+picks the tenant (usage) or sees every one (start page)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from chat import stats
 from minirag import health as health_checks
 from minirag.dashboard import charts
 from minirag.dashboard.access import own_tenant
+from minirag.dashboard.start import operator_start, tenant_start
+from minirag.dashboard.workspace_health import workspace_health
 from providers.budgets import tenant_budget
 from tenants.models import Tenant
 from tenants.tenancy import tenant_scope
@@ -95,24 +98,52 @@ def _usage_figures(tenant: Tenant, days: int) -> dict[str, Any]:
 
 
 def health(request: HttpRequest) -> HttpResponse:
-    """What /v1/system/health/detailed reports, readable: components with versions and errors,
-    uptime, configuration with secrets masked; a tenant admin also sees their tenant's counts."""
+    """Two pages in one. A platform operator: what /v1/system/health/detailed reports, readable —
+    each component labelled with what actually runs, with versions and errors, the uptime, the
+    configuration with secrets masked. A tenant's staff: their workspace — sources in error,
+    failing webhooks, the budget — and whether the service works, in plain words; nothing of the
+    platform's configuration, components or versions."""
     components = health_checks.check_components()
+    status = health_checks.overall_status(components)
     tenant = own_tenant(request)
-    counts = None
-    if tenant is not None:
-        with tenant_scope(tenant):
-            counts = health_checks.tenant_counts(tenant)
-    context = {
-        **admin.site.each_context(request),
-        "title": "Health",
-        "status": health_checks.overall_status(components),
-        "components": {name: component.full() for name, component in components.items()},
-        "uptime_seconds": health_checks.uptime_seconds(),
-        "config": flattened(health_checks.config_summary()),
-        "counts": flattened(counts) if counts is not None else None,
-    }
-    return TemplateResponse(request, "admin/dashboard/health.html", context)
+    context: dict[str, Any] = {**admin.site.each_context(request), "title": "Health", "status": status}
+    if tenant is None:
+        context.update(
+            {
+                "components": [
+                    {"key": name, "label": health_checks.component_label(name), **component.full()}
+                    for name, component in components.items()
+                ],
+                "uptime_seconds": health_checks.uptime_seconds(),
+                "config": flattened(health_checks.config_summary()),
+            }
+        )
+        return TemplateResponse(request, "admin/dashboard/health.html", context)
+    with tenant_scope(tenant):
+        counts = health_checks.tenant_counts(tenant)
+    context.update(
+        {
+            "service": [
+                {
+                    "purpose": health_checks.COMPONENT_PURPOSES.get(name, "Other parts of the service"),
+                    "ok": component.status == "ok",
+                }
+                for name, component in components.items()
+            ],
+            "workspace_health": workspace_health(tenant),
+            "counts": flattened(counts),
+        }
+    )
+    return TemplateResponse(request, "admin/dashboard/health_tenant.html", context)
+
+
+def start_context(request: HttpRequest) -> dict[str, Any]:
+    """What the start page (the dashboard's index) adds to Django's app list: a tenant's checklist
+    and numbers, or the operator's overview of every tenant."""
+    tenant = own_tenant(request)
+    if tenant is None:
+        return {"overview": operator_start()}
+    return {"start": tenant_start(tenant)}
 
 
 def flattened(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
