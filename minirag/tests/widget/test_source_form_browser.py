@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from minirag.tests.widget.axe import axe_violations, format_violations
 from minirag.tests.widget.conftest import Chromium, WidgetSite
 from sources.models import Source
 from tenants.tenancy import tenant_scope
@@ -50,3 +51,31 @@ def test_an_over_size_file_is_refused_before_upload_and_a_good_one_names_itself(
     assert result["suggested"] == "opening hours" and result["cleared"]
     with tenant_scope(world.tenant):
         assert Source.objects.filter(name="opening hours", bot_profile=world.bot).exists()
+
+
+def test_the_bot_page_and_the_source_forms_have_no_serious_accessibility_problems(
+    site: WidgetSite, chromium: Chromium
+) -> None:
+    world = site.world
+    base = f"{site.api_url}/dashboard"
+    pages = [f"{base}/bots/botprofile/{world.bot.pk}/change/", f"{base}/sources/source/add/?bot_profile={world.bot.pk}"]
+    pages += [
+        f"{base}/sources/source/add/?source_type={kind}" for kind in ("upload", "url", "crawl", "text", "nyxcore")
+    ]
+
+    def scenario(page: Any) -> dict[str, str]:
+        page.goto(pages[0])
+        page.fill("input[name=username]", world.owner.email)
+        page.fill("input[name=password]", world.password)
+        page.click("input[type=submit]")
+        page.wait_for_url(pages[0])
+        found = {}
+        for url in pages:
+            page.goto(url)
+            violations = axe_violations(page)
+            if violations:
+                found[url] = format_violations(violations)
+        return found
+
+    found = chromium.run(scenario)
+    assert not found, "\n\n".join(f"{url}\n{text}" for url, text in found.items())
