@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from rest_framework.exceptions import APIException
 
+from bots.appearance import APPEARANCE_FIELDSET, WidgetAppearanceForm
 from bots.embed import bot_embed, public_base_url
 from bots.model_test import run_model_test
 from bots.models import BotProfile
@@ -53,7 +54,7 @@ from tenants.services import bot_token_raw, preview_token_for
 from tenants.tenancy import tenant_scope
 
 
-class BotProfileForm(EndpointSecretsForm, ServiceForm):
+class BotProfileForm(WidgetAppearanceForm, EndpointSecretsForm, ServiceForm):
     """The provider key and the extra headers are write-only: typed in, encrypted, never shown again."""
 
     fallback_models = forms.CharField(
@@ -69,7 +70,7 @@ class BotProfileForm(EndpointSecretsForm, ServiceForm):
 
     class Meta:
         model = BotProfile
-        fields = ["tenant", *sorted(EDITABLE_FIELDS - {"fallback_models"})]
+        fields = ["tenant", *sorted(EDITABLE_FIELDS - {"fallback_models", "widget"})]  # widget: WidgetAppearanceForm
         # Suggestions from the model catalogue (GET /v1/models) as one types; any model string is accepted.
         widgets = {
             "model": ModelPickerWidget("chat"),
@@ -282,6 +283,7 @@ class BotProfileAdmin(TenantModelAdmin):
                 },
             ),
         ]
+        fieldsets.append(APPEARANCE_FIELDSET)
         if obj is not None:
             fieldsets.append(("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}))
         return self.without_tenant_field(request, fieldsets)

@@ -38,8 +38,7 @@ class Embed:
             (f"{prefix}bot-id", str(self.bot.pk)),
             (f"{prefix}api-url", self.api_url),
             (f"{prefix}api-token", self.raw_token or TOKEN_PLACEHOLDER),
-            (f"{prefix}title", self.bot.name),
-        ]
+        ]  # the look (title, colour, welcome…) is the bot's stored widget settings: no attribute overrides it
 
     @property
     def script_snippet(self) -> str:

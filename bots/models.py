@@ -77,6 +77,13 @@ class BotProfile(TenantOwnedModel):
     # Fernet ciphertext of a JSON object such as {"api_key": "...", "headers": {"X-Team": "..."}};
     # empty when none is set.
     credentials_ciphertext = models.TextField(blank=True, default="", editable=False)
+    # How the bot's chat widget looks (bots/appearance.py): title, accent colour, position, launcher
+    # icon or avatar, welcome message, starter questions, language, "powered by". One JSON object
+    # rather than nine columns: the settings are read and written together (the widget fetches them
+    # as one document, the dashboard edits them as one fieldset), they are validated as a whole by
+    # bots/appearance.py, none is ever queried on, and a new setting needs no migration. Only the
+    # settings someone chose are stored; the defaults fill in the rest when read.
+    widget = models.JSONField("Widget appearance", default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

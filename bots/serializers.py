@@ -9,9 +9,35 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bots import appearance
 from bots.models import DEFAULT_REFUSAL_MESSAGE, DEFAULT_SYSTEM_PROMPT, BotProfile
 from chat.serializers import MAX_MESSAGE_CHARS
 from minirag.serializer_fields import FiniteFloatField, OptionalBooleanField, StrictCharField, StrictIntegerField
+
+
+class WidgetAppearanceSerializer(serializers.Serializer):
+    """The widget's appearance, every setting in force (bots/appearance.py): the bot's read shape
+    (`widget`) and the public `GET /v1/bot-profiles/{id}/widget-config` document."""
+
+    title = serializers.CharField(
+        allow_blank=True, help_text='The chat window\'s title; "": the widget\'s own ("Ask us", translated).'
+    )
+    accent_color = serializers.RegexField(r"^#[0-9a-f]{6}$", help_text="#rrggbb: launcher, header, links.")
+    position = serializers.ChoiceField(choices=list(appearance.POSITIONS))
+    launcher = serializers.ChoiceField(
+        choices=list(appearance.LAUNCHER_ICONS), help_text="The launcher's built-in icon."
+    )
+    avatar_url = serializers.CharField(
+        allow_null=True, help_text="An https image shown instead of the icon (and in the header); null: none."
+    )
+    welcome_message = serializers.CharField(allow_blank=True, help_text='The first message; "": none.')
+    starter_questions = serializers.ListField(
+        child=serializers.CharField(), help_text="Offered as buttons before the first question."
+    )
+    lang = serializers.ChoiceField(
+        choices=list(appearance.LANGUAGES), allow_null=True, help_text="The widget's language; null: the page's."
+    )
+    powered_by = serializers.BooleanField(help_text='Whether a small "Powered by MiniRAG" line shows.')
 
 
 class BotProfileSerializer(serializers.ModelSerializer):
@@ -21,8 +47,10 @@ class BotProfileSerializer(serializers.ModelSerializer):
     connection = serializers.SlugRelatedField(
         slug_field="name",
         read_only=True,
+        allow_null=True,
         help_text="The operator's named connection the bot reaches the models it serves through; null: none.",
     )
+    widget = serializers.SerializerMethodField(help_text="The chat widget's appearance (settings in force).")
 
     class Meta:
         model = BotProfile
@@ -52,8 +80,13 @@ class BotProfileSerializer(serializers.ModelSerializer):
             "chunk_overlap",
             "history_turns",
             "monthly_budget_usd",
+            "widget",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(WidgetAppearanceSerializer)
+    def get_widget(self, bot: BotProfile) -> dict[str, Any]:
+        return WidgetAppearanceSerializer(appearance.appearance(bot.widget)).data
 
 
 @extend_schema_field(
@@ -89,6 +122,55 @@ class CredentialsField(serializers.Field):
         if "api_key" in data:
             data = {**data, "api_key": StrictCharField(max_length=4096).run_validation(data["api_key"])}
         return data
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": False,
+        "description": "Appearance settings to change (the others are kept); a setting set to null goes back to "
+        "its default, and `widget: null` resets them all.",
+        "properties": {
+            "title": {"type": "string", "nullable": True, "maxLength": appearance.MAX_TITLE_CHARS},
+            "accent_color": {"type": "string", "nullable": True, "pattern": "^#[0-9a-fA-F]{6}$"},
+            "position": {"type": "string", "nullable": True, "enum": [*appearance.POSITIONS, None]},
+            "launcher": {"type": "string", "nullable": True, "enum": [*appearance.LAUNCHER_ICONS, None]},
+            "avatar_url": {
+                "type": "string",
+                "nullable": True,
+                "format": "uri",
+                "maxLength": appearance.MAX_AVATAR_URL_CHARS,
+                "description": "https only, without user name or password; loaded by visitors' browsers.",
+            },
+            "welcome_message": {"type": "string", "nullable": True, "maxLength": appearance.MAX_WELCOME_CHARS},
+            "starter_questions": {
+                "type": "array",
+                "nullable": True,
+                "maxItems": appearance.MAX_STARTER_QUESTIONS,
+                "items": {"type": "string", "minLength": 1, "maxLength": appearance.MAX_STARTER_CHARS},
+            },
+            "lang": {"type": "string", "nullable": True, "enum": [*appearance.LANGUAGES, None]},
+            "powered_by": {"type": "boolean", "nullable": True},
+        },
+    }
+)
+class WidgetAppearanceInputField(serializers.Field):
+    """A partial object of appearance settings; the shape is checked here, the values by the service
+    (bots/appearance.py), which answers 422 with `errors` keyed `widget.<setting>`."""
+
+    default_error_messages = {"invalid": "Must be an object of appearance settings, or null."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class BotProfileUpdateInputSerializer(serializers.Serializer):
@@ -149,6 +231,7 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
         help_text="The most this bot may spend on models per calendar month (UTC), in USD, within the "
         "workspace's own budget; null: no cap of its own. Owners only.",
     )
+    widget = WidgetAppearanceInputField(required=False)
 
 
 class BotProfileCreateInputSerializer(BotProfileUpdateInputSerializer):

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from bots.appearance import appearance_merge
 from bots.models import BotProfile
 from bots.signals import bot_profile_changed
 from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
@@ -42,6 +43,7 @@ EDITABLE_FIELDS = frozenset(
         "history_turns",
         "is_active",
         "monthly_budget_usd",
+        "widget",  # the widget's appearance: a partial object, merged (bots/appearance.py)
     }
 )
 MAX_FALLBACK_MODELS = 3
@@ -69,6 +71,8 @@ def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
             value = clean_api_base(value)
         elif field == "connection":
             value = _connection(bot, value)
+        elif field == "widget":
+            value = appearance_merge(bot.widget, value)
         elif isinstance(value, str) and field in ("name", "model", "embedding_model", "rewrite_model", "api_version"):
             value = value.strip()
         setattr(bot, field, value)

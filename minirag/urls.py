@@ -25,6 +25,7 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("v1/", include(api_v1)),
     path("dashboard/widget/minirag-widget.js", widget.widget_script, name="widget-script"),
+    path("dashboard/widget/minirag-widget-extra.js", widget.widget_extra_script, name="widget-extra-script"),
     path("widget-demo/", widget.widget_demo, name="widget-demo"),
     path("dashboard/", admin.site.urls),
     path("", RedirectView.as_view(url="/v1/docs", permanent=False)),

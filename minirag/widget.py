@@ -18,32 +18,49 @@ from bots.embed import bot_embed, public_base_url
 from minirag.demo import demo_bot, demo_tenant
 from tenants.tenancy import tenant_scope
 
-WIDGET_FILE = Path(settings.BASE_DIR) / "static" / "widget" / "minirag-widget.js"
+WIDGET_DIR = Path(settings.BASE_DIR) / "static" / "widget"
+WIDGET_FILE = WIDGET_DIR / "minirag-widget.js"
+# Loaded by the widget itself when it needs it (its other languages, its rarer code), from next to
+# where the widget script came from: it keeps the script every page loads small.
+WIDGET_EXTRA_FILE = WIDGET_DIR / "minirag-widget-extra.js"
 
 
-@lru_cache(maxsize=2)
-def _widget_asset(modified_ns: int) -> tuple[bytes, str]:
-    """The script and its ETag, read once per version of the file on disk."""
-    body = WIDGET_FILE.read_bytes()
+@lru_cache(maxsize=4)
+def _widget_asset(path: Path, modified_ns: int) -> tuple[bytes, str]:
+    """A script and its ETag, read once per version of the file on disk."""
+    body = path.read_bytes()
     return body, hashlib.sha256(body).hexdigest()[:32]
 
 
-def _current_asset() -> tuple[bytes, str]:
-    return _widget_asset(WIDGET_FILE.stat().st_mtime_ns)
+def _current_asset(path: Path = WIDGET_FILE) -> tuple[bytes, str]:
+    return _widget_asset(path, path.stat().st_mtime_ns)
 
 
-@require_safe
-@gzip_page
-@condition(etag_func=lambda request: _current_asset()[1])
-def widget_script(request: HttpRequest) -> HttpResponse:
-    """`/dashboard/widget/minirag-widget.js`. The URL never changes between releases, so browsers
-    keep it a few minutes and then revalidate with its ETag (a 304 costs a few bytes); any site
-    may load it (it is a public script), including pages that isolate themselves with COEP."""
-    response = HttpResponse(_current_asset()[0], content_type="text/javascript; charset=utf-8")
+def _script_response(path: Path) -> HttpResponse:
+    """The URL never changes between releases, so browsers keep it a few minutes and then
+    revalidate it with its ETag (a 304 costs a few bytes); any site may load it (it is a public
+    script), including pages that isolate themselves with COEP."""
+    response = HttpResponse(_current_asset(path)[0], content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = f"public, max-age={settings.WIDGET_SCRIPT_MAX_AGE_SECONDS}"
     response["Cross-Origin-Resource-Policy"] = "cross-origin"
     response["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+@require_safe
+@gzip_page
+@condition(etag_func=lambda request: _current_asset(WIDGET_FILE)[1])
+def widget_script(request: HttpRequest) -> HttpResponse:
+    """`/dashboard/widget/minirag-widget.js`."""
+    return _script_response(WIDGET_FILE)
+
+
+@require_safe
+@gzip_page
+@condition(etag_func=lambda request: _current_asset(WIDGET_EXTRA_FILE)[1])
+def widget_extra_script(request: HttpRequest) -> HttpResponse:
+    """`/dashboard/widget/minirag-widget-extra.js`, served exactly like the widget script."""
+    return _script_response(WIDGET_EXTRA_FILE)
 
 
 @require_safe

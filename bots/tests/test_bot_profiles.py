@@ -44,6 +44,7 @@ EXTENSION_KEYS = {
     "api_version",
     "connection",
     "monthly_budget_usd",
+    "widget",
 }
 
 

@@ -1,28 +1,55 @@
-/*! MiniRAG chat widget, <minirag-widget>: one file, no dependencies, no build step (docs/widget.md).
- * Whatever the server or the model sends is rendered as text nodes, never parsed as HTML. */
+/*! MiniRAG chat widget, <minirag-widget>: no dependencies, no build step (docs/widget.md). The
+ * conversation itself and the texts in other languages are in minirag-widget-extra.js, loaded from
+ * next to this script when needed. Whatever the server or the model sends is rendered as text
+ * nodes, never parsed as HTML. */
 (function () {
   "use strict";
 
   var TAG = "minirag-widget";
+  // Attributes (or data- attributes of the script tag); those that are also stored settings of the
+  // bot (GET /v1/bot-profiles/{id}/widget-config, same names with "_") win over them.
   var OPTIONS = ["bot-id", "api-url", "api-token", "title", "welcome-message", "starter-questions",
-    "placeholder", "position", "open", "lang"];
+    "placeholder", "position", "open", "lang", "accent-color", "launcher", "avatar-url", "powered-by"];
+  // Where this script came from: its second file, minirag-widget-extra.js, is loaded from next to it.
+  var SRC = document.currentScript && document.currentScript.src;
+  var EXTRA = null, extraLoad = null;
 
-  // UI text: one "|"-separated line per language, in the order of TEXT_KEYS.
-  var TEXT_KEYS = "title open close newChat send stop placeholder input typing sources relevance helpful unhelpful retry stopped loading jump offline failed feedbackFailed wait messages notConfigured you assistant source unavailable".split(" ");
-  var STRINGS = {
-    en: "Ask us|Open chat|Close chat|New conversation|Send|Stop answering|Ask a question…|Your question|Assistant is typing|Sources|relevance|Helpful|Not helpful|Retry|Stopped.|Loading the conversation…|New messages|Can't reach the assistant. Check your connection and try again.|Something went wrong. Please try again.|Your rating could not be saved.|Too many messages. Please wait {n} seconds and try again.|Conversation|This chat is not set up yet (missing bot-id, api-url or api-token).|You|Assistant|Source|The assistant is unavailable right now. Please try again later.",
-    de: "Fragen Sie uns|Chat öffnen|Chat schließen|Neues Gespräch|Senden|Antwort stoppen|Stellen Sie eine Frage…|Ihre Frage|Der Assistent schreibt|Quellen|Relevanz|Hilfreich|Nicht hilfreich|Erneut versuchen|Gestoppt.|Gespräch wird geladen…|Neue Nachrichten|Der Assistent ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.|Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.|Ihre Bewertung konnte nicht gespeichert werden.|Zu viele Nachrichten. Bitte warten Sie {n} Sekunden.|Gespräch|Dieser Chat ist noch nicht eingerichtet.|Sie|Assistent|Quelle|Der Assistent ist gerade nicht verfügbar. Bitte versuchen Sie es später noch einmal.",
-    fr: "Posez-nous une question|Ouvrir le chat|Fermer le chat|Nouvelle conversation|Envoyer|Arrêter la réponse|Posez une question…|Votre question|L'assistant écrit|Sources|pertinence|Utile|Pas utile|Réessayer|Arrêté.|Chargement de la conversation…|Nouveaux messages|Impossible de joindre l'assistant. Vérifiez votre connexion.|Une erreur est survenue. Veuillez réessayer.|Votre avis n'a pas pu être enregistré.|Trop de messages. Réessayez dans {n} secondes.|Conversation|Ce chat n'est pas encore configuré.|Vous|Assistant|Source|L'assistant n'est pas disponible pour le moment. Veuillez réessayer plus tard."
-  };
+  // UI text: one "|"-separated line per language, in the order of TEXT_KEYS; English here, the
+  // others in the second file.
+  var TEXT_KEYS = "title open close newChat send stop placeholder input typing sources relevance helpful unhelpful retry stopped loading jump offline failed feedbackFailed wait messages notConfigured you assistant source unavailable notAllowed busy poweredBy".split(" ");
+  var EN = "Ask us|Open chat|Close chat|New conversation|Send|Stop answering|Ask a question…|Your question|Assistant is typing|Sources|relevance|Helpful|Not helpful|Retry|Stopped.|Loading the conversation…|New messages|Can't reach the assistant. Check your connection and try again.|Something went wrong. Please try again.|Your rating could not be saved.|Too many messages. Please wait {n} seconds and try again.|Conversation|This chat is not set up yet.|You|Assistant|Source|The assistant is unavailable right now. Please try again later.|This chat isn't available on this website.|Too many messages. Please wait a moment and try again.|Powered by MiniRAG";
 
   function texts(lang) {
-    var values = (STRINGS[lang] || STRINGS.en).split("|"), t = {};
-    TEXT_KEYS.forEach(function (key, i) { t[key] = values[i]; });
+    var en = EN.split("|"), values = ((EXTRA && EXTRA.strings[lang]) || EN).split("|"), t = {};
+    TEXT_KEYS.forEach(function (key, i) { t[key] = values[i] || en[i]; });
     return t;
+  }
+
+  // The second file: the conversation and the other languages' texts. Resolves once it ran, or
+  // failed to load (then English stays, and asking says the assistant cannot be reached).
+  function loadExtra(api) {
+    return extraLoad || (extraLoad = new Promise(function (resolve) {
+      var script = document.createElement("script");
+      script.src = SRC ? SRC.split(/[?#]/)[0].replace(/[^/]*$/, "minirag-widget-extra.js")
+        : api + "/dashboard/widget/minirag-widget-extra.js";
+      script.async = true;
+      script.onload = script.onerror = function () {
+        try {
+          EXTRA = window.MiniRAGWidgetExtra(MiniragWidget, { el: el, iconButton: iconButton, safeUrl: safeUrl, link: link });
+        } catch (e) {
+          extraLoad = null; // tried again when next needed
+          console.warn("MiniRAG widget: " + script.src + " could not be loaded.");
+        }
+        resolve();
+      };
+      document.head.appendChild(script);
+    }));
   }
 
   var ICONS = {
     chat: "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z",
+    help: "M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20zM9.1 9a3 3 0 0 1 5.8 1c0 2-3 3-3 3M12 17h.01",
+    sparkle: "M12 3l2 6 6 2-6 2-2 6-2-6-6-2 6-2zM19 3v4M17 5h4",
     close: "M6 6l12 12M18 6L6 18",
     plus: "M12 5v14M5 12h14",
     send: "M4 12l16-8-6 16-2-7-8-1z",
@@ -36,7 +63,7 @@
   // element itself (even `* { all: unset !important }`), and the shadow tree inherits from it.
   var CSS = `
 :host{all:initial;position:static!important;display:contents!important}
-.root{--a:var(--minirag-accent,#2557d6);--ac:var(--minirag-accent-contrast,#fff);--bg:var(--minirag-bg,#fff);--sf:var(--minirag-surface,#f1f3f6);--tx:var(--minirag-text,#1c2430);--mu:var(--minirag-muted,#5b6472);--bd:var(--minirag-border,#dde1e7);--r:var(--minirag-radius,16px);--off:var(--minirag-offset,20px);--ls:var(--minirag-launcher-size,56px);all:initial;position:fixed;z-index:var(--minirag-z-index,2147483000);bottom:var(--off);right:var(--off);display:block;visibility:visible;opacity:1;font-family:var(--minirag-font,system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif);font-size:var(--minirag-font-size,15px);line-height:1.5;color:var(--tx);text-align:left;letter-spacing:normal;word-spacing:normal;text-transform:none;font-style:normal;font-weight:400;direction:ltr;box-sizing:border-box}
+.root{--a:var(--minirag-accent,#2557d6);--ac:var(--minirag-accent-contrast,var(--mc,#fff));--bg:var(--minirag-bg,#fff);--sf:var(--minirag-surface,#f1f3f6);--tx:var(--minirag-text,#1c2430);--mu:var(--minirag-muted,#5b6472);--bd:var(--minirag-border,#dde1e7);--r:var(--minirag-radius,16px);--off:var(--minirag-offset,20px);--ls:var(--minirag-launcher-size,56px);all:initial;position:fixed;z-index:var(--minirag-z-index,2147483000);bottom:var(--off);right:var(--off);display:block;visibility:visible;opacity:1;font-family:var(--minirag-font,system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif);font-size:var(--minirag-font-size,15px);line-height:1.5;color:var(--tx);text-align:left;letter-spacing:normal;word-spacing:normal;text-transform:none;font-style:normal;font-weight:400;direction:ltr;box-sizing:border-box}
 .root.left{right:auto;left:var(--off)}.root *,.root *::before,.root *::after{box-sizing:border-box}
 [hidden]{display:none!important}
 
@@ -45,7 +72,8 @@ button:focus-visible,a:focus-visible,textarea:focus-visible,summary:focus-visibl
 svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;display:block}
 .sr{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 .launcher{width:var(--ls);height:var(--ls);border-radius:50%;background:var(--a);color:var(--ac);display:flex;align-items:center;justify-content:center;box-shadow:0 6px 20px rgba(15,23,42,.28);margin-left:auto}
-.launcher svg{width:26px;height:26px}
+.launcher svg{width:26px;height:26px}.launcher img,.avatar{width:100%;height:100%;border-radius:50%;object-fit:cover}
+.avatar{width:30px;height:30px;flex:none;margin-right:6px}
 .dialog{position:absolute;bottom:calc(var(--ls) + 14px);right:0;width:var(--minirag-width,380px);height:var(--minirag-height,600px);max-height:calc(100vh - var(--ls) - 3 * var(--off));max-width:calc(100vw - 2 * var(--off));background:var(--bg);border:1px solid var(--bd);border-radius:var(--r);box-shadow:0 18px 50px rgba(15,23,42,.22);display:flex;flex-direction:column;overflow:hidden;animation:pop .18s ease-out}
 .left .dialog{right:auto;left:0}@keyframes pop{from{opacity:0;transform:translateY(8px) scale(.98)}}
 .head{display:flex;align-items:center;gap:4px;padding:12px 10px 12px 18px;background:var(--a);color:var(--ac)}
@@ -56,7 +84,7 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .message{max-width:88%;padding:10px 14px;border-radius:14px;overflow-wrap:anywhere}
 .message.user{align-self:flex-end;background:var(--a);color:var(--ac);border-bottom-right-radius:4px;white-space:pre-wrap}
 .message.assistant{align-self:flex-start;background:var(--sf);border-bottom-left-radius:4px}
-.body p{margin:0 0 8px}.body p:last-child{margin-bottom:0}
+.welcome{white-space:pre-wrap}.body p{margin:0 0 8px}.body p:last-child{margin-bottom:0}
 .body ul,.body ol{margin:0 0 8px;padding-left:20px}.body ul{list-style:disc}.body ol{list-style:decimal}
 .body li{display:list-item;margin:2px 0}.body strong{font-weight:600}.body em{font-style:italic}
 .body code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;background:rgba(15,23,42,.07);padding:1px 4px;border-radius:4px}
@@ -69,7 +97,7 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .sources summary{cursor:pointer;color:var(--mu);font-weight:600;list-style:none;display:flex;gap:4px;align-items:center}
 .sources summary::-webkit-details-marker{display:none}
 .sources summary::before{content:'▸';transition:transform .15s}
-.sources[open] summary::before{transform:rotate(90deg)}.sources ol{list-style:none;padding:0;margin:6px 0 0}
+.sources[open] summary::before{transform:rotate(90deg)}.sources ol{list-style:none;padding:0 2px 2px;margin:6px 0 0;max-height:220px;overflow-y:auto}
 .source{display:block;padding:6px 8px;border-radius:8px;margin-top:4px;background:var(--bg);border:1px solid var(--bd)}
 .source.hl{border-color:var(--a);box-shadow:0 0 0 1px var(--a)}
 .source .name{font-weight:600;overflow-wrap:anywhere}
@@ -77,7 +105,7 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .source .score{color:var(--mu);font-size:12px;margin-top:2px}.actions{display:flex;gap:2px;margin-top:6px}
 .actions .icon{width:30px;height:30px;color:var(--mu)}.actions svg{width:16px;height:16px}
 .actions .icon:hover{background:rgba(15,23,42,.07)}
-.actions .icon[aria-pressed=true]{color:var(--a);background:rgba(37,87,214,.12)}
+.actions .icon[aria-pressed=true]{color:var(--a);background:color-mix(in srgb,var(--a) 12%,transparent)}
 .error{align-self:stretch;background:#fdecec;color:#8a1c1c;border:1px solid #f3c2c2;border-radius:12px;padding:10px 14px;font-size:14px;overflow-wrap:anywhere}
 .retry{margin-top:6px;font-weight:600;text-decoration:underline;color:#8a1c1c}
 .typing{display:flex;gap:4px;align-self:flex-start;padding:14px 16px;background:var(--sf);border-radius:14px}
@@ -85,14 +113,14 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .typing i:nth-child(2){animation-delay:.2s}.typing i:nth-child(3){animation-delay:.4s}
 @keyframes blink{0%,80%,100%{opacity:.3}40%{opacity:1}}.chips{display:flex;flex-wrap:wrap;gap:6px}
 .chip{border:1px solid var(--a);color:var(--a);border-radius:999px;padding:6px 12px;font-size:14px;background:var(--bg);text-align:left}
-.chip:hover{background:rgba(37,87,214,.08)}.status{color:var(--mu);font-size:14px;align-self:center}
+.chip:hover{background:color-mix(in srgb,var(--a) 8%,transparent)}.status{color:var(--mu);font-size:14px;align-self:center}
 .jump{position:absolute;left:50%;transform:translateX(-50%);bottom:84px;background:var(--tx);color:var(--bg);border-radius:999px;padding:6px 12px;font-size:13px;display:flex;gap:4px;align-items:center;box-shadow:0 4px 12px rgba(0,0,0,.2)}
 .jump svg{width:14px;height:14px}
 .composer{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid var(--bd);background:var(--bg)}
 textarea{flex:1;font:inherit;color:var(--tx);background:var(--bg);border:1px solid var(--bd);border-radius:12px;padding:9px 12px;resize:none;max-height:140px;min-height:42px;line-height:1.4;margin:0;display:block}
 textarea::placeholder{color:var(--mu);opacity:1}
 .send,.stop{width:42px;height:42px;border-radius:50%;background:var(--a);color:var(--ac);display:flex;align-items:center;justify-content:center;flex:none}
-.send:disabled{opacity:.45;cursor:default}@media (max-width:480px){.root{bottom:12px;right:12px}
+.send:disabled{opacity:.45;cursor:default}.pb{font-size:11px;color:var(--mu);text-align:center;padding:0 0 6px}@media (max-width:480px){.root{bottom:12px;right:12px}
 .root.left{left:12px}
 .dialog{position:fixed;inset:0;width:100vw;height:100vh;height:100dvh;max-width:none;max-height:none;border-radius:0;border:0;padding-bottom:env(safe-area-inset-bottom)}
 .root.is-open .launcher{display:none}.message{max-width:92%}}
@@ -146,6 +174,17 @@ textarea::placeholder{color:var(--mu);opacity:1}
     return a;
   }
 
+  // Text on the accent colour: dark on a light one, white on a dark one (WCAG contrast).
+  function ink(color) {
+    var m = /^#([0-9a-f]{6})$/i.exec(color || "");
+    if (!m) return "";
+    var n = parseInt(m[1], 16), l = [n >> 16, n >> 8 & 255, n & 255].map(function (c) {
+      c /= 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2] > 0.2 ? "#1c2430" : "#fff";
+  }
+
   function randomId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     var bytes = new Uint8Array(16);
@@ -164,126 +203,20 @@ textarea::placeholder{color:var(--mu);opacity:1}
     }
   };
 
-  // --- Server-sent events over fetch ---
-
-  // Calls onEvent(name, data) for every complete `event:`/`data:` block; tolerates \r\n, comment
-  // (heartbeat) lines, and chunks that split a block, a line or a multi-byte character anywhere.
-  function readEvents(response, onEvent) {
-    var reader = response.body.getReader();
-    var decoder = new TextDecoder("utf-8");
-    var buffer = "";
-    function flush(block) {
-      var name = "message", data = [];
-      block.split("\n").forEach(function (line) {
-        if (!line || line.charAt(0) === ":") return;
-        var colon = line.indexOf(":");
-        var field = colon < 0 ? line : line.slice(0, colon);
-        var value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") name = value;
-        else if (field === "data") data.push(value);
-      });
-      if (!data.length) return;
-      var parsed;
-      try { parsed = JSON.parse(data.join("\n")); } catch (e) { return; }
-      onEvent(name, parsed);
-    }
-    function pump() {
-      return reader.read().then(function (chunk) {
-        buffer += decoder.decode(chunk.value || new Uint8Array(), { stream: !chunk.done });
-        buffer = buffer.replace(/\r\n?/g, "\n");
-        var end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          flush(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-        }
-        if (chunk.done) {
-          if (buffer.trim()) flush(buffer);
-          return;
-        }
-        return pump();
-      });
-    }
-    return pump();
-  }
-
-  // --- Markdown-ish rendering, built from DOM nodes only ---
-
-  // **bold**, *italic*, `code`, [n] citations, [text](https://…) and bare links. Underscores are
-  // left alone: answers quote identifiers like __init__ far more often than they emphasise.
-
-  var INLINE = /(\*\*[^*\n]+\*\*|\*[^*\s][^*\n]*\*|`[^`\n]+`|\[\d+(?:\s*,\s*\d+)*\]|\[[^\]\n]+\]\([^)\s]+\)|https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/;
-
-  function inline(parent, text, cite) {
-    var parts = text.split(INLINE);
-    for (var i = 0; i < parts.length; i++) {
-      var part = parts[i];
-      if (!part) continue;
-      if (i % 2 === 0) { parent.appendChild(document.createTextNode(part)); continue; }
-      var first = part.charAt(0), m;
-      if (part.slice(0, 2) === "**") {
-        inline(parent.appendChild(el("strong")), part.slice(2, -2), cite);
-      } else if (first === "*") {
-        inline(parent.appendChild(el("em")), part.slice(1, -1), cite);
-      } else if (first === "`") {
-        parent.appendChild(el("code", null, part.slice(1, -1)));
-      } else if ((m = /^\[(\d+(?:\s*,\s*\d+)*)\]$/.exec(part))) {
-        m[1].split(",").forEach(function (n) { parent.appendChild(cite(parseInt(n, 10))); });
-      } else if ((m = /^\[([^\]]+)\]\(([^)]+)\)$/.exec(part))) {
-        var href = safeUrl(m[2]);
-        parent.appendChild(href ? link(href, m[1]) : document.createTextNode(m[1]));
-      } else {
-        var url = safeUrl(part);
-        parent.appendChild(url ? link(url, part) : document.createTextNode(part));
-      }
-    }
-  }
-
-  // Paragraphs, line breaks, lists, fenced code and headings; unfinished markup mid-stream simply
-  // stays text until it is complete.
-  function renderMarkdown(target, source, cite) {
-    target.textContent = "";
-    var lines = source.replace(/\r\n?/g, "\n").split("\n");
-    var paragraph = null, list = null, i = 0;
-    function close() { paragraph = null; list = null; }
-    while (i < lines.length) {
-      var line = lines[i], m;
-      if (/^\s*```/.test(line)) {
-        close();
-        var code = [];
-        i++;
-        while (i < lines.length && !/^\s*```/.test(lines[i])) code.push(lines[i++]);
-        var pre = target.appendChild(el("pre"));
-        pre.appendChild(el("code", null, code.join("\n")));
-        i++;
-        continue;
-      }
-      if (!line.trim()) { close(); i++; continue; }
-      if ((m = /^\s*#{1,6}\s+(.*)$/.exec(line))) {
-        close();
-        inline(target.appendChild(el("p")).appendChild(el("strong")), m[1], cite);
-      } else if ((m = /^\s*(?:([-*+])|(\d+)[.)])\s+(.*)$/.exec(line))) {
-        var tag = m[1] ? "ul" : "ol";
-        if (!list || list.tagName.toLowerCase() !== tag) { paragraph = null; list = target.appendChild(el(tag)); }
-        inline(list.appendChild(el("li")), m[3], cite);
-      } else {
-        list = null;
-        if (paragraph) paragraph.appendChild(el("br"));
-        else paragraph = target.appendChild(el("p"));
-        inline(paragraph, line, cite);
-      }
-      i++;
-    }
-  }
-
   // --- The element ---
 
   class MiniragWidget extends HTMLElement {
-    static get observedAttributes() { return ["title", "placeholder", "position", "lang", "welcome-message"]; }
+    static get observedAttributes() {
+      return ["title", "placeholder", "position", "lang", "welcome-message", "starter-questions", "accent-color",
+        "launcher", "avatar-url", "powered-by"];
+    }
 
+    // Built once the bot's stored appearance is read (or could not be, or took over 3 s), so it
+    // shows in its colours and language from the start.
     connectedCallback() {
-      if (this._root) return;
-      var lang = (this.getAttribute("lang") || document.documentElement.lang || "en").slice(0, 2).toLowerCase();
-      this.t = texts(lang);
+      if (this._cfg) return;
+      var self = this, started = false;
+      this._cfg = {};
       this.botId = (this.getAttribute("bot-id") || "").trim();
       this.api = (this.getAttribute("api-url") || "").trim().replace(/\/+$/, "").replace(/\/v1$/, "");
       this.token = (this.getAttribute("api-token") || "").trim();
@@ -293,14 +226,50 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this.visitorId = saved.visitorId || randomId();
       this.chatId = saved.chatId || null;
       this._save();
-      this._build();
-      this.setAttribute("data-ready", "");
-      this._emit("minirag:ready", {});
-      if (this.hasAttribute("open") || store.get("sessionStorage", this.key + ":open") === "1") this.open();
+      function start() {
+        if (started) return;
+        started = true;
+        self.t = texts(self._lang());
+        self._build();
+        self.setAttribute("data-ready", "");
+        self._emit("minirag:ready", {});
+        if (self.hasAttribute("open") || store.get("sessionStorage", self.key + ":open") === "1") self.open();
+      }
+      setTimeout(start, 3000);
+      var stored = this.hasAttribute("preview") || !this.botId || !this.api || !this.token ? Promise.resolve()
+        : this._request("GET", "/v1/bot-profiles/" + encodeURIComponent(this.botId) + "/widget-config")
+          .then(function (response) {
+            return response.json().then(function (body) {
+              if (!response.ok) throw new Error(body.detail || "HTTP " + response.status);
+              return body;
+            });
+          }).then(function (config) {
+            self._cfg = config || {};
+            if (started) self.attributeChangedCallback("welcome-message");
+          }).catch(function (error) {
+            console.warn("MiniRAG widget: its stored appearance could not be read, so it uses its attributes and " +
+              "defaults: " + error.message);
+          });
+      stored.then(function () { return self._lang() === "en" ? 0 : loadExtra(self.api); }).then(start);
     }
 
-    attributeChangedCallback() {
-      if (this._root) this._applyTexts();
+    // A stored setting, unless the element's attribute of the same name says otherwise.
+    _opt(name) {
+      return this.hasAttribute(name) ? this.getAttribute(name) : this._cfg[name.replace(/-/g, "_")];
+    }
+
+    _lang() {
+      return String(this._opt("lang") || document.documentElement.lang || "en").slice(0, 2).toLowerCase();
+    }
+
+    attributeChangedCallback(name) {
+      if (!this._root) return;
+      this._applyTexts();
+      // The welcome (nothing asked yet) follows its settings, as the dashboard's preview changes them.
+      if (this._fresh && /^(welcome|starter)/.test(name)) {
+        this._log.textContent = "";
+        this._welcome();
+      }
     }
 
     _save() {
@@ -339,6 +308,8 @@ textarea::placeholder{color:var(--mu);opacity:1}
       dialog.setAttribute("aria-labelledby", uid + "t");
       var head = dialog.appendChild(el("header", "head"));
       head.setAttribute("part", "header");
+      this._avatar = head.appendChild(el("img", "avatar"));
+      this._avatar.alt = "";
       this._title = head.appendChild(el("h2", "title"));
       this._title.id = uid + "t";
       this._title.setAttribute("part", "title");
@@ -372,6 +343,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this._send.setAttribute("part", "send");
       this._stop = form.appendChild(iconButton("stop", "stop", t.stop));
       this._stop.hidden = true;
+      this._powered = dialog.appendChild(el("div", "pb", t.poweredBy));
 
       root.appendChild(dialog);
       root.appendChild(launcher);
@@ -395,17 +367,50 @@ textarea::placeholder{color:var(--mu);opacity:1}
       });
       this._input.addEventListener("input", function () { self._grow(); });
       dialog.addEventListener("keydown", function (event) { self._onKey(event); });
-      if (!this.botId || !this.api || !this.token) {
+      // A preview (the dashboard's) shows the look only: nothing to send, nothing to complain about.
+      var preview = this.hasAttribute("preview");
+      if (preview || !this.botId || !this.api || !this.token) this._input.disabled = this._send.disabled = true;
+      if (!preview && this._input.disabled) {
         this._error(t.notConfigured, false);
-        this._input.disabled = this._send.disabled = true;
+        this._report({ status: 0, code: "not_configured", detail: "bot-id, api-url or api-token is missing." });
       }
     }
 
     _applyTexts() {
-      var t = this.t;
-      this._title.textContent = this.getAttribute("title") || t.title;
+      var t = this.t, root = this._root, style = root.style;
+      var powered = this._opt("powered-by"), launcher = this._opt("launcher"), avatar = this._opt("avatar-url");
+      this._title.textContent = this._opt("title") || t.title;
       this._input.placeholder = this.getAttribute("placeholder") || t.placeholder;
-      this._root.classList.toggle("left", this.getAttribute("position") === "bottom-left");
+      root.classList.toggle("left", this._opt("position") === "bottom-left");
+      this._powered.hidden = !(powered === true || powered === "" || /^(true|on|yes|1)$/i.test(powered));
+      // The accent: this attribute, else the page's --minirag-accent, else the stored colour.
+      var color = this.getAttribute("accent-color");
+      if (!color || !window.CSS.supports("color", color)) {
+        color = getComputedStyle(this).getPropertyValue("--minirag-accent").trim() ? ""
+          : (/^#[0-9a-f]{6}$/i.test(this._cfg.accent_color) ? this._cfg.accent_color : "");
+      }
+      if (color) style.setProperty("--a", color); else style.removeProperty("--a");
+      style.setProperty("--mc", ink(color));
+      // The launcher's icon, or an https avatar (the icon again if the image cannot be loaded).
+      avatar = /^https:/i.test(avatar) && safeUrl(avatar);
+      launcher = /^(help|sparkle)$/.test(launcher) ? launcher : "chat";
+      if (this._face === launcher + avatar) return;
+      this._face = launcher + avatar;
+      var button = this._launcher, image = this._avatar;
+      button.textContent = "";
+      var svg = button.appendChild(icon(launcher));
+      image.hidden = !avatar;
+      if (!avatar) return;
+      var face = button.appendChild(el("img"));
+      face.alt = "";
+      svg.setAttribute("hidden", "");
+      face.onerror = function () {
+        face.remove();
+        svg.removeAttribute("hidden");
+        image.hidden = true;
+      };
+      face.referrerPolicy = image.referrerPolicy = "no-referrer";
+      face.src = image.src = avatar;
     }
 
     _grow() {
@@ -424,6 +429,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this._launcher.setAttribute("aria-expanded", "true");
       this._launcher.setAttribute("aria-label", this.t.close);
       store.set("sessionStorage", this.key + ":open", "1");
+      if (this.token && !this.hasAttribute("preview")) loadExtra(this.api); // ready before a question is typed
       if (!this._started) {
         this._started = true;
         this._restore();
@@ -507,96 +513,6 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this._scrollToEnd(true);
     }
 
-    // One assistant answer: its text re-rendered at most once a frame while it streams.
-    _addAssistant(content, sources) {
-      var self = this, answer = { text: content || "", sources: sources || [], id: null };
-      answer.node = this._bubble("assistant", this.t.assistant);
-      answer.body = answer.node.appendChild(el("div", "body"));
-      answer.cite = function (n) {
-        var item = answer.items && answer.items[n - 1];
-        if (!item) return document.createTextNode("[" + n + "]");
-        var button = el("button", "cite", String(n));
-        button.type = "button";
-        button.setAttribute("aria-label", self.t.source + " " + n);
-        button.addEventListener("click", function () {
-          answer.details.open = true;
-          answer.items.forEach(function (li) { li.classList.remove("hl"); });
-          item.classList.add("hl");
-          item.scrollIntoView({ block: "nearest" });
-        });
-        return button;
-      };
-      answer.render = function () {
-        if (answer.frame) cancelAnimationFrame(answer.frame);
-        answer.frame = 0;
-        var stick = self._atEnd();
-        renderMarkdown(answer.body, answer.text, answer.cite);
-        self._stick = stick;
-        self._scrollToEnd(false);
-      };
-      answer.schedule = function () {
-        if (!answer.frame) answer.frame = requestAnimationFrame(answer.render);
-      };
-      // Complete before it joins the log, so auto-scroll sees its full height.
-      this._setSources(answer, answer.sources);
-      renderMarkdown(answer.body, answer.text, answer.cite);
-      this._append(answer.node);
-      return answer;
-    }
-
-    _setSources(answer, sources) {
-      answer.sources = sources || [];
-      if (answer.details) answer.details.remove();
-      answer.items = [];
-      if (!answer.sources.length) return;
-      var t = this.t;
-      var details = answer.details = el("details", "sources");
-      details.setAttribute("part", "sources");
-      details.open = true;
-      details.appendChild(el("summary", null, t.sources + " (" + answer.sources.length + ")"));
-      var list = details.appendChild(el("ol"));
-      answer.sources.forEach(function (source, index) {
-        var item = list.appendChild(el("li", "source"));
-        var name = item.appendChild(el("div", "name"));
-        name.appendChild(document.createTextNode((index + 1) + ". "));
-        var label = String(source.source_name || source.title || t.source);
-        var href = source.url && safeUrl(source.url);
-        name.appendChild(href ? link(href, label) : document.createTextNode(label));
-        if (source.content) item.appendChild(el("div", "snippet", String(source.content)));
-        if (typeof source.score === "number") {
-          item.appendChild(el("div", "score", t.relevance + " " + Math.round(source.score * 100) + "%"));
-        }
-        answer.items.push(item);
-      });
-      answer.node.appendChild(details);
-    }
-
-    _addFeedback(answer, current) {
-      var self = this, t = this.t;
-      var actions = answer.node.appendChild(el("div", "actions"));
-      var up = actions.appendChild(iconButton("icon feedback-up", "up", t.helpful));
-      var down = actions.appendChild(iconButton("icon feedback-down", "down", t.unhelpful));
-      function show(value) {
-        up.setAttribute("aria-pressed", String(value === "positive"));
-        down.setAttribute("aria-pressed", String(value === "negative"));
-      }
-      function rate(value) {
-        var next = current === value ? null : value, previous = current;
-        current = next;
-        show(next);
-        self._request("PATCH", "/v1/chat/" + self.chatId + "/messages/" + answer.id + "/feedback", { feedback: next })
-          .then(function (response) { if (!response.ok) throw new Error(); })
-          .catch(function () {
-            current = previous;
-            show(previous);
-            self._error(t.feedbackFailed, false);
-          });
-      }
-      up.addEventListener("click", function () { rate("positive"); });
-      down.addEventListener("click", function () { rate("negative"); });
-      show(current || null);
-    }
-
     _error(text, retry) {
       var self = this, box = el("div", "error");
       box.setAttribute("role", "alert");
@@ -614,11 +530,13 @@ textarea::placeholder{color:var(--mu);opacity:1}
     }
 
     _welcome() {
-      var self = this, text = this.getAttribute("welcome-message");
-      if (text) this._addAssistant(text, []);
-      var starters = this.getAttribute("starter-questions") || "";
-      var questions = [];
-      try { questions = JSON.parse(starters); } catch (e) { questions = starters.split("|"); }
+      var self = this, text = this._opt("welcome-message"), questions = this._opt("starter-questions") || [];
+      this._fresh = true;
+      this._chips = null;
+      if (text) this._append(this._bubble("assistant", this.t.assistant)).appendChild(el("div", "body welcome", String(text)));
+      if (!Array.isArray(questions)) {
+        try { questions = JSON.parse(questions); } catch (e) { questions = String(questions).split("|"); }
+      }
       questions = (Array.isArray(questions) ? questions : []).map(function (q) { return String(q).trim(); })
         .filter(Boolean);
       if (!questions.length) return;
@@ -648,48 +566,21 @@ textarea::placeholder{color:var(--mu);opacity:1}
       });
     }
 
-    _problem(response) {
-      var t = this.t;
-      return response.json().catch(function () { return {}; }).then(function (body) {
-        // A spent budget: no point counting down to the end of the month.
-        if (response.status === 429 && body.code === "budget_exhausted") return t.unavailable;
-        if (response.status === 429) {
-          var wait = parseInt(response.headers.get("Retry-After") || "", 10);
-          return wait > 0 ? t.wait.replace("{n}", wait) : (body.detail || t.failed);
-        }
-        var detail = body && body.detail;
-        return typeof detail === "string" && detail ? detail : t.failed;
-      });
+    // The technical cause goes to the console and to a `minirag:error` event on the element.
+    _report(p) {
+      var setup = /^(origin_refused|forbidden|unauthorized|not_configured)$/.test(p.code);
+      console[setup ? "error" : "warn"]("MiniRAG widget: " + p.detail + " (" + p.code + ", HTTP " + p.status + ")");
+      this._emit("minirag:error", { status: p.status, code: p.code, detail: p.detail });
     }
 
-    // History of the stored chat, newest 100 messages, restored the first time the dialog opens.
+    // The stored chat is restored (by the second file) the first time the dialog opens.
     _restore() {
       var self = this;
       if (!this.chatId || !this.token) { this._welcome(); return; }
       var status = this._append(el("div", "status", this.t.loading));
-      var path = "/v1/chat/" + this.chatId + "/messages?limit=100";
-      this._request("GET", path).then(function (response) {
-        if (!response.ok) throw response;
-        var total = parseInt(response.headers.get("X-Total-Count") || "0", 10);
-        if (total <= 100) return response.json();
-        return self._request("GET", path + "&offset=" + (total - 100)).then(function (r) { return r.json(); });
-      }).then(function (messages) {
+      loadExtra(this.api).then(function () {
         status.remove();
-        if (!messages.length) { self._welcome(); return; }
-        messages.forEach(function (message) {
-          if (message.role === "user") { self._addUser(message.content); return; }
-          var answer = self._addAssistant(message.content, message.sources);
-          answer.id = message.id;
-          self._addFeedback(answer, message.feedback);
-        });
-        self._scrollToEnd(true);
-      }).catch(function (failure) {
-        status.remove();
-        if (failure && (failure.status === 404 || failure.status === 403 || failure.status === 401)) {
-          self.chatId = null;
-          self._save();
-        }
-        self._welcome();
+        if (self._history) self._history(); else self._welcome();
       });
     }
 
@@ -698,22 +589,30 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this.chatId = null;
       this._save();
       this._log.textContent = "";
-      this._chips = null;
       this._started = true;
       this._welcome();
       if (this.isOpen) this._input.focus();
     }
 
     ask(text) {
+      var self = this;
       text = String(text || "").trim();
-      if (!text || this._busy || !this.token) return;
+      if (!text || this._busy || !this.token || !this._root) return;
       this.open();
+      this._fresh = false;
       if (this._chips) { this._chips.remove(); this._chips = null; }
       this._input.value = "";
       this._grow();
       this._lastQuestion = text;
       this._addUser(text);
-      this._turn(text, true);
+      this._setBusy(true);
+      // The conversation is in the second file (loaded when the dialog opened, most likely).
+      loadExtra(this.api).then(function () {
+        if (self._turn) return self._turn(text, true);
+        self._setBusy(false);
+        self._error(self.t.offline, true);
+        self._report({ status: 0, code: "network", detail: "minirag-widget-extra.js could not be loaded." });
+      });
     }
 
     _setBusy(busy) {
@@ -723,92 +622,6 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this._send.hidden = busy;
       this._stop.hidden = !busy;
       if (active === this._stop || active === this._send) (busy ? this._stop : this._input).focus();
-    }
-
-    _turn(text, mayStartOver) {
-      var self = this, t = this.t, answer = null, finished = false;
-      var controller = this._controller = new AbortController();
-      var typing = this._append(el("div", "typing"));
-      typing.appendChild(el("span", "sr", t.typing));
-      typing.appendChild(el("i"));
-      typing.appendChild(el("i"));
-      typing.appendChild(el("i"));
-      this._setBusy(true);
-      this._announce(t.typing);
-      var body = { bot_profile_id: this.botId, message: text, stream: true };
-      if (this.chatId) body.chat_id = this.chatId;
-      var sources = [];
-
-      function ensureAnswer() {
-        if (!answer) {
-          typing.remove();
-          answer = self._addAssistant("", sources);
-        }
-        return answer;
-      }
-      function fail(message, detail, status) {
-        typing.remove();
-        if (answer) answer.render();
-        self._error(message, true);
-        self._announce(message);
-        self._emit("minirag:error", { status: status || null, detail: detail || message });
-      }
-
-      return this._request("POST", "/v1/chat", body, controller.signal).then(function (response) {
-        if (response.status === 404 && body.chat_id && mayStartOver) {
-          // The stored chat is gone (deleted, or another visitor's): start a new one.
-          self.chatId = null;
-          self._save();
-          typing.remove();
-          self._setBusy(false);
-          return self._turn(text, false);
-        }
-        if (!response.ok || !response.body) {
-          return self._problem(response).then(function (message) { fail(message, message, response.status); });
-        }
-        return readEvents(response, function (name, data) {
-          if (name === "sources") {
-            sources = data.sources || [];
-          } else if (name === "delta") {
-            ensureAnswer().text += data.content || "";
-            answer.schedule();
-          } else if (name === "done") {
-            finished = true;
-            ensureAnswer();
-            if (data.chat_id) { self.chatId = data.chat_id; self._save(); }
-            answer.id = data.message_id;
-            answer.render();
-            self._stick = self._atEnd();
-            if (answer.id) self._addFeedback(answer, null);
-            self._scrollToEnd(false);
-            self._announce(answer.text);
-            self._emit("minirag:answer", {
-              chatId: self.chatId, messageId: answer.id, content: answer.text, sources: sources
-            });
-          } else if (name === "error") {
-            finished = true;
-            var detail = data.detail || t.failed;
-            fail(detail, detail, 200);
-          }
-        }).then(function () {
-          if (!finished) fail(t.failed, "The answer ended early.", 200);
-        });
-      }).catch(function (error) {
-        if (error && error.name === "AbortError") {
-          typing.remove();
-          if (answer) {
-            answer.render();
-            answer.node.appendChild(el("div", "note", t.stopped));
-          }
-          return;
-        }
-        fail(t.offline, String(error), 0);
-      }).then(function () {
-        // A turn that started over as a new chat handed the controls to its successor.
-        if (self._controller !== controller) return;
-        self._controller = null;
-        self._setBusy(false);
-      });
     }
   }
 

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 from bots.models import BotProfile
-from bots.services import bot_profile_create
+from bots.services import bot_profile_create, bot_profile_update
 from minirag.demo import (
     DEMO_BOT_NAME,
     DEMO_OWNER_EMAIL,
@@ -258,9 +258,23 @@ def _ensure_demo_tenant(stored: dict[str, str]) -> tuple[Tenant, str, str]:
     return tenant, password, raw_token
 
 
+# The demo widget's look, stored on the bot (the dashboard's "Widget appearance"), not in the page.
+DEMO_WIDGET = {
+    "title": "MiniRAG demo",
+    "welcome_message": "Hi! I answer questions about MiniRAG from its documentation, with sources.",
+    "starter_questions": [
+        "How are API tokens stored?",
+        "How do I run the tests?",
+        "What happens when I delete a source?",
+    ],
+}
+
+
 def _ensure_demo_bot(tenant: Tenant) -> BotProfile:
     bot = demo_bot(tenant)
     if bot is not None:
+        if not bot.widget:  # made before widget settings were stored on bots
+            bot = bot_profile_update(tenant=tenant, bot=bot, widget=DEMO_WIDGET)
         return bot
     return bot_profile_create(
         tenant=tenant,
@@ -268,6 +282,7 @@ def _ensure_demo_bot(tenant: Tenant) -> BotProfile:
         description="Answers questions about MiniRAG from its own documentation.",
         system_prompt=("You are the MiniRAG demo assistant. Answer from the provided documentation only and cite it."),
         temperature=0.2,
+        widget=DEMO_WIDGET,
     )
 
 

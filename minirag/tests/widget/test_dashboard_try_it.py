@@ -29,6 +29,7 @@ def test_a_tenant_owner_tries_the_bot_from_the_dashboard(site: WidgetSite, chrom
         page.keyboard.press("Enter")
         page.wait_for_selector(".message.assistant .feedback-up")
         answer = page.locator(".message.assistant .body").inner_text()
+        page.click(".message.assistant .sources summary")  # collapsed under the answer until opened
         sources = page.locator(".message.assistant .sources").inner_text()
         return {"answer": answer, "sources": sources, "origin": page.evaluate("location.origin")}
 

@@ -61,6 +61,9 @@ def test_a_streamed_answer_with_citations_survives_a_reload(site: WidgetSite, ch
         assert page.locator(".stop").is_visible()
         answer = wait_for_answer(page)
         final = answer.locator(".body").inner_text()
+        # The sources are collapsed under the answer until the visitor opens them.
+        collapsed = answer.locator(".sources").get_attribute("open") is None
+        answer.locator(".sources summary").click()
         sources = answer.locator(".source")
         first_source = {
             "name": sources.first.locator(".name").inner_text(),
@@ -78,6 +81,7 @@ def test_a_streamed_answer_with_citations_survives_a_reload(site: WidgetSite, ch
         return {
             "partial": partial,
             "final": final,
+            "collapsed": collapsed,
             "source": first_source,
             "sources": sources.count(),
             "cites": citation_buttons,
@@ -91,7 +95,7 @@ def test_a_streamed_answer_with_citations_survives_a_reload(site: WidgetSite, ch
     result = chromium.run(scenario)
     assert len(result["partial"]) < len(result["final"]), dump(result)
     assert "nine in the morning" in result["final"]
-    assert result["sources"] >= 1 and result["cites"] >= 1
+    assert result["sources"] >= 1 and result["cites"] >= 1 and result["collapsed"]
     assert result["source"]["href"] == f"{site.origin}/handbook"
     assert result["source"]["name"].startswith("1. Alpha handbook <img")  # shown as text, not markup
     assert result["source"]["score"].startswith("relevance ")
@@ -139,8 +143,9 @@ def test_an_error_event_keeps_the_partial_answer_and_offers_a_retry(site: Widget
 
     result = chromium.run(scenario)
     assert result["partial"].startswith("The office opens")
-    assert result["error"].startswith("The model is unavailable right now; please try again.")
-    assert "widgettest" not in result["error"] and result["role"] == "alert"  # no internals for visitors
+    # The widget's own sentence, never the server's words (nor provider internals).
+    assert result["error"].startswith("The assistant is unavailable right now. Please try again later.")
+    assert "model" not in result["error"] and "widgettest" not in result["error"] and result["role"] == "alert"
     assert result["retry"] == "True" and result["send"] == "True"
 
 
@@ -184,15 +189,43 @@ def test_a_token_that_does_not_allow_this_origin_is_refused_and_the_widget_says_
     site.world.client("admin").patch(
         f"/v1/api-tokens/{site.token_id}", {"allowed_origins": ["https://shop.example.com"]}, format="json"
     )
-    url = site.page("/foreign", body=site.script_tag())
+    url = site.page(
+        "/foreign",
+        head="<script>window.__errors = []; addEventListener('minirag:error', e => window.__errors.push(e.detail));"
+        "</script>",
+        body=site.script_tag(),
+    )
 
-    def scenario(page: Any) -> str:
+    def scenario(page: Any) -> dict[str, Any]:
+        console: list[str] = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
         page.goto(url)
         open_and_ask(page)
-        return page.wait_for_selector(".error").inner_text()
+        error = page.wait_for_selector(".error")
+        page.wait_for_function("window.__errors.length > 0")
+        return {
+            "shown": error.inner_text(),
+            "retry": page.locator(".retry").count(),
+            "widget": page.locator("minirag-widget").evaluate("w => w.shadowRoot.textContent"),
+            "events": page.evaluate("window.__errors"),
+            "console": console,
+        }
 
-    message = chromium.run(scenario)
-    assert f"may not be used from {site.origin}" in message
+    result = chromium.run(scenario)
+    # The visitor reads one friendly sentence, with no Retry button (retrying cannot help) ...
+    assert result["shown"] == "This chat isn't available on this website.", dump(result)
+    assert result["retry"] == 0
+    assert "allowed_origins" not in result["widget"] and "token" not in result["widget"]
+    # ... and the site's developer gets the technical cause: an event on the element, and the console.
+    assert result["events"] == [
+        {
+            "status": 403,
+            "code": "origin_refused",
+            "detail": f"This bot token may not be used from {site.origin}: that origin is not in the token's "
+            "allowed_origins.",
+        }
+    ], dump(result)
+    assert any(line.startswith("error: MiniRAG widget: This bot token may not be used") for line in result["console"])
     with tenant_scope(site.world.tenant):
         assert not Message.objects.filter(chat__started_by_token_id=site.token_id).exists()
 
@@ -368,7 +401,8 @@ def test_new_conversation_starts_a_new_chat(site: WidgetSite, chromium: Chromium
 
 def test_auto_scroll_follows_the_answer_but_not_a_reader_who_scrolled_up(site: WidgetSite, chromium: Chromium) -> None:
     use_model(site, "widgettest/slow")
-    url = site.page("/scroll", body=site.script_tag())
+    # A short dialog, so that two answers (their sources collapsed) are taller than it.
+    url = site.page("/scroll", body=site.script_tag(), style="minirag-widget { --minirag-height: 360px; }")
     at_end = "(() => { const l = document.querySelector('minirag-widget').shadowRoot.querySelector('.log');"
     at_end += " return l.scrollHeight - l.scrollTop - l.clientHeight < 48 })()"
 
