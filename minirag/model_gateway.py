@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
@@ -232,7 +233,7 @@ def check_model_destination(
     litellm = _ready_litellm()
     _check_provider(model)
     endpoint.ensure_usable()
-    if provider_of(model) in {entry["provider"] for entry in litellm.custom_provider_map}:
+    if runs_in_process(model):
         return  # MiniRAG's own in-process providers (local/...): no network at all
     with egress.model_egress(probe=True) as probe, contextlib.suppress(Exception):
         # The probe answers every request with a canned 400, so these fail: only the connections matter.
@@ -265,35 +266,97 @@ def embed_texts(
     batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Embeddings:
-    """Embed `texts` in batches; `on_batch(n)` is called after each batch with its size."""
+    """Embed `texts` in batches; `on_batch(n)` is called after each batch with its size.
+
+    The offline models run here, one batch at a time (they use every core already). A provider on
+    the network is latency-bound instead: its batches are larger (`REMOTE_EMBEDDING_BATCH_SIZE`)
+    and several are in flight at once (`EMBEDDING_CONCURRENCY`). A provider that refuses a batch
+    as too large (a 400) gets it again in halves, and the smaller size is kept for that model."""
     litellm = _ready_litellm()
     _check_provider(model)
     endpoint.ensure_usable()
-    batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
-    parts: list[np.ndarray] = []
-    prompt_tokens = 0
-    for start in range(0, len(texts), batch_size):
-        batch = list(texts[start : start + batch_size])
-        with egress.model_egress() as guard:
-            try:
-                response = litellm.embedding(
-                    model=model,
-                    input=batch,
-                    timeout=EMBEDDING_TIMEOUT_SECONDS,
-                    **endpoint.litellm_arguments(),
-                )
-            except Exception as exc:
-                raise _model_error(exc, model, guard, endpoint=endpoint) from exc
-        parts.append(_embedding_rows(response, len(batch), model))
-        if parts[0].shape[1] != parts[-1].shape[1]:
-            raise _invalid_response(model, "batches of different dimensions")
-        usage = getattr(response, "usage", None)
-        prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+    in_process = runs_in_process(model)
+    if batch_size is None:
+        batch_size = settings.EMBEDDING_BATCH_SIZE if in_process else _remote_batch_size(model)
+    batches = [list(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)]
+    if not batches:
+        return Embeddings(vectors=np.zeros((0, 0), dtype=np.float32), prompt_tokens=0)
+
+    def embed(batch: list[str]) -> tuple[np.ndarray, int]:
+        rows, tokens = _embed_batch(litellm, batch, model=model, endpoint=endpoint)
         if on_batch is not None:
             on_batch(len(batch))
-    if not parts:
-        return Embeddings(vectors=np.zeros((0, 0), dtype=np.float32), prompt_tokens=0)
-    return Embeddings(vectors=_normalized(np.vstack(parts)), prompt_tokens=prompt_tokens)
+        return rows, tokens
+
+    workers = 1 if in_process else min(settings.EMBEDDING_CONCURRENCY, len(batches))
+    if workers <= 1:
+        results = [embed(batch) for batch in batches]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minirag-embed") as pool:
+            results = list(pool.map(embed, batches))  # in order; the first failure is raised
+    if any(rows.shape[1] != results[0][0].shape[1] for rows, _ in results):
+        raise _invalid_response(model, "batches of different dimensions")
+    vectors = np.vstack([rows for rows, _ in results])
+    return Embeddings(vectors=_normalized(vectors), prompt_tokens=sum(tokens for _, tokens in results))
+
+
+def runs_in_process(model: str) -> bool:
+    """Whether `model` is one of MiniRAG's own offline models (no network: CPU-bound, not latency-bound)."""
+    return provider_of(model) in {entry["provider"] for entry in _ready_litellm().custom_provider_map}
+
+
+def embedding_group_size(model: str) -> int:
+    """How many texts a caller embedding many (ingestion) hands over at once: several batches, so that
+    a provider on the network has EMBEDDING_CONCURRENCY requests in flight, and the offline model a
+    few batches per vector-store write."""
+    if runs_in_process(model):
+        return settings.EMBEDDING_BATCH_SIZE * 4
+    return _remote_batch_size(model) * max(1, settings.EMBEDDING_CONCURRENCY)
+
+
+# The batch size that worked for a provider's model, once one refused a larger batch.
+_remote_batch_limits: dict[str, int] = {}
+# Below this a refused batch is not split: the refusal is about something else.
+SMALLEST_SPLIT_BATCH = 8
+
+
+def _remote_batch_size(model: str) -> int:
+    return min(
+        settings.REMOTE_EMBEDDING_BATCH_SIZE, _remote_batch_limits.get(model, settings.REMOTE_EMBEDDING_BATCH_SIZE)
+    )
+
+
+def _embed_batch(litellm: ModuleType, batch: list[str], *, model: str, endpoint: Endpoint) -> tuple[np.ndarray, int]:
+    """One provider call (under the egress policy): the batch's rows in order and its prompt tokens.
+    A batch refused with a 400 is tried again in halves."""
+    with egress.model_egress() as guard:
+        try:
+            response = litellm.embedding(
+                model=model, input=batch, timeout=EMBEDDING_TIMEOUT_SECONDS, **endpoint.litellm_arguments()
+            )
+        except Exception as exc:
+            if type(exc).__name__ == "BadRequestError" and len(batch) >= 2 * SMALLEST_SPLIT_BATCH:
+                return _embed_in_halves(litellm, batch, model=model, endpoint=endpoint, refusal=exc)
+            raise _model_error(exc, model, guard, endpoint=endpoint) from exc
+    usage = getattr(response, "usage", None)
+    return _embedding_rows(response, len(batch), model), int(getattr(usage, "prompt_tokens", 0) or 0)
+
+
+def _embed_in_halves(
+    litellm: ModuleType, batch: list[str], *, model: str, endpoint: Endpoint, refusal: Exception
+) -> tuple[np.ndarray, int]:
+    """A refused batch, again in two halves (each halved again if refused, down to
+    SMALLEST_SPLIT_BATCH). When even the smallest is refused, the size was not the trouble: the
+    original refusal is raised."""
+    middle = len(batch) // 2
+    try:
+        first = _embed_batch(litellm, batch[:middle], model=model, endpoint=endpoint)
+    except ModelError:
+        raise _model_error(refusal, model, None, endpoint=endpoint) from refusal
+    _remote_batch_limits[model] = min(_remote_batch_limits.get(model, len(first[0])), len(first[0]), middle)
+    logger.info("The provider of %s refused %d inputs at once; sending at most %d.", model, len(batch), middle)
+    second = _embed_batch(litellm, batch[middle:], model=model, endpoint=endpoint)
+    return np.vstack([first[0], second[0]]), first[1] + second[1]
 
 
 def _embedding_rows(response: Any, expected: int, model: str) -> np.ndarray:

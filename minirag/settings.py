@@ -256,6 +256,10 @@ FETCH_USER_AGENT: str = env.str("MINIRAG_FETCH_USER_AGENT", default="MiniRAGBot/
 
 UPLOAD_MAX_BYTES: int = env.int("MINIRAG_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 EMBEDDING_BATCH_SIZE: int = env.int("MINIRAG_EMBEDDING_BATCH_SIZE", default=32)
+# Embedding models on the network (not the offline local/ ones): inputs per request, and requests in
+# flight at once per ingestion (minirag/model_gateway.py embed_texts).
+REMOTE_EMBEDDING_BATCH_SIZE: int = env.int("MINIRAG_REMOTE_EMBEDDING_BATCH_SIZE", default=128)
+EMBEDDING_CONCURRENCY: int = env.int("MINIRAG_EMBEDDING_CONCURRENCY", default=4)
 # onnxruntime threads for the offline embedder (0 = one per core).
 LOCAL_EMBEDDER_THREADS: int = env.int("MINIRAG_LOCAL_EMBEDDER_THREADS", default=0)
 # A run that has shown no progress for this long is presumed dead (worker killed) and requeued.

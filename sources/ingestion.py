@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from bots.services import bot_model_endpoint, bot_model_price
 from minirag.lexical import document_vector
-from minirag.model_gateway import ModelError, embed_texts
+from minirag.model_gateway import ModelError, embed_texts, embedding_group_size
 from minirag.vectorstore import VectorPoint, collection_name, get_vector_store
 from providers import budgets
 from sources.chunking import chunk_text
@@ -201,8 +200,9 @@ def index_documents(
     by_length = sorted(to_embed, key=lambda chunk: len(chunk.content))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="minirag-upsert") as writer:
         pending: Future[None] | None = None
-        for start in range(0, len(by_length), _embed_group_size()):
-            group = by_length[start : start + _embed_group_size()]
+        group_size = embedding_group_size(model)
+        for start in range(0, len(by_length), group_size):
+            group = by_length[start : start + group_size]
             embeddings = embed_texts([chunk.content for chunk in group], model=model, endpoint=endpoint)
             prompt_tokens += embeddings.prompt_tokens
             store.ensure_collection(collection, embeddings.dimensions)
@@ -267,11 +267,6 @@ def _delete_unplanned_points(source: Source, collection: str, planned_ids: set[u
     for name in store.collections():
         found = store.point_ids(name, tenant_id=source.tenant_id, source_ids=[source.id])
         store.delete_points(name, sorted(found - keep if name == collection else found), tenant_id=source.tenant_id)
-
-
-def _embed_group_size() -> int:
-    # Several provider batches per Qdrant write and progress update (fewer, larger writes).
-    return settings.EMBEDDING_BATCH_SIZE * 4
 
 
 def _repair_and_move(

@@ -115,6 +115,12 @@ class FakeProvider:
         self.reply = reply
         self.dimensions = dimensions
         self.models = list(models)
+        # The most inputs one embeddings request may carry (None: any), like providers that cap a batch.
+        self.max_inputs: int | None = None
+        # Seconds every embeddings request takes (a provider's latency), plus per input (its work),
+        # besides scripted delays.
+        self.embedding_latency = 0.0
+        self.embedding_latency_per_input = 0.0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: list[_Script] = []
@@ -380,6 +386,10 @@ def _openai_chat(fake: FakeProvider, request: RecordedRequest) -> _Response:
 def _openai_embeddings(fake: FakeProvider, request: RecordedRequest) -> _Response:
     body = _body(request)
     texts = _texts(body.get("input"))
+    if fake.embedding_latency or fake.embedding_latency_per_input:
+        fake._wait(fake.embedding_latency + fake.embedding_latency_per_input * len(texts))
+    if fake.max_inputs is not None and len(texts) > fake.max_inputs:
+        return _error(400, f"Too many inputs: at most {fake.max_inputs} per request (fake provider).")
     dimensions = _dimensions(fake, body)
     # The OpenAI SDK asks for base64 (packed little-endian float32) unless the caller chose "float".
     as_base64 = body.get("encoding_format") == "base64"
