@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +20,7 @@ from bots.models import BotProfile
 from bots.services import bot_profile_credentials, bot_profile_update
 from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from conftest import TenantWorld, api_client
+from minirag.tests.benches import run_bench
 from providers.models import Connection
 from sources.models import Chunk, Source, SourceStatus
 from sources.services import source_create, source_secrets
@@ -682,13 +680,7 @@ def test_an_operator_adds_rows_for_a_chosen_tenant_and_cannot_cross_them(
 
 
 def test_the_dashboard_benchmark_runs_end_to_end() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/dashboard_pages.py", "--rows", "40", "--repeat", "3"],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_bench("dashboard_pages.py", "--rows", "40", "--repeat", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("sources list", "sources search", "chats list", "usage page", "API /v1/sources"):
         assert page in result.stdout

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +27,7 @@ from conftest import TenantWorld
 from minirag import model_gateway
 from minirag.safe_http import destinations
 from minirag.safe_http.egress import model_allowance
+from minirag.tests.benches import run_bench
 from sources.models import Source
 from sources.services import source_create, source_ingest_request
 from tenants.tenancy import tenant_scope
@@ -387,13 +385,7 @@ def test_model_errors_survive_pickling_for_celery() -> None:
 
 def test_the_egress_benchmark_runs_end_to_end() -> None:
     """bench/model_egress.py keeps working (a few calls; the real numbers are in docs/benchmarks.md)."""
-    result = subprocess.run(
-        [sys.executable, "bench/model_egress.py", "--calls", "5"],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_bench("model_egress.py", "--calls", "5")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| completion (async; " in result.stdout and "| embedding (sync; " in result.stdout
     assert "probe median:" in result.stdout and "Traceback" not in result.stderr

@@ -5,17 +5,15 @@ kind of change, and after a restart that reads the index back from the local sto
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from minirag.lexical import SparseVector
+from minirag.tests.benches import run_bench
 from minirag.vectorstore import (
     FUSION_CANDIDATES,
     VectorHit,
@@ -224,13 +222,7 @@ def test_another_tenants_points_are_never_scored(store: VectorStore) -> None:
 def test_the_benchmark_runs_end_to_end() -> None:
     """A small run of bench/vector_search.py (the full one: docs/benchmarks.md)."""
     sizes = ["--points", "3000", "--bot-points", "1000", "--queries", "20", "--baseline-queries", "3"]
-    result = subprocess.run(
-        [sys.executable, "bench/vector_search.py", *sizes],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_bench("vector_search.py", *sizes)
     assert "top 10 identical to Qdrant's: 3/3; dense top 10 identical to brute force: 20/20" in result.stdout, (
         result.stdout + result.stderr
     )

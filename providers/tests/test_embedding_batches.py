@@ -4,11 +4,8 @@ the offline model keeps its one-batch-at-a-time path. Against the loopback fake 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 
 from minirag import model_gateway
 from minirag.model_gateway import Endpoint, ModelError, embed_texts
+from minirag.tests.benches import run_bench
 from providers.tests.fake_provider import FakeProvider, embedding_of
 
 MODEL = "openai/fake-embed"
@@ -96,13 +94,7 @@ def test_the_offline_model_keeps_its_own_batches() -> None:
 def test_the_remote_ingestion_benchmark_runs_end_to_end() -> None:
     """A small run of bench/ingest_remote.py (the full one: docs/benchmarks.md)."""
     sizes = ["--documents", "4", "--words", "600", "--latency", "0.02", "--per-input", "0"]
-    result = subprocess.run(
-        [sys.executable, "bench/ingest_remote.py", *sizes],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_bench("ingest_remote.py", *sizes)
     output = result.stdout + result.stderr
     assert "before (32 per request, 1 at a time, one source at a time):" in output, output
     assert "sources at a time (the embedded task pool)" in output and "speed-up:" in output, output

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from minirag.tests.benches import run_bench
 
 
 def test_the_ingestion_benchmark_runs_end_to_end() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/ingest_throughput.py", "--chunks", "40"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_bench("ingest_throughput.py", "--chunks", "40", timeout=600)
     # A corpus this small is too noisy to hold the targets (exit 1); it must still run to the end.
     assert result.returncode in (0, 1), result.stdout + result.stderr
     for line in ("raw embedder:", "ingestion (pipeline):", "ratio to raw:", "re-ingest, unchanged:"):
