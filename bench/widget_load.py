@@ -5,11 +5,12 @@
     .venv/bin/python bench/widget_load.py --runs 100
 
 Prints the size of static/widget/minirag-widget.js (raw and gzip; target: ≤ 40 KB raw, no
-dependencies) and of the part it loads when the chat is first opened, then the time from inserting its <script data-…> tag into a page to the launcher
-being on screen (after the next frame), measured in /usr/bin/chromium over loopback, each load in
-a fresh browser context (no cache). The baseline, measured in the same run and the same way, is
-the smallest possible custom element: a script that defines an element with one button in a
-shadow root. The ratio says what the widget's own work costs on top of loading any script.
+dependencies) and of the part it loads when the chat is first opened, then the time from inserting
+its <script data-…> tag into a page to the launcher being on screen (after the next frame),
+measured in /usr/bin/chromium over loopback, each load in a fresh browser context (no cache). The
+baseline, measured in the same run and the same way, is the smallest possible custom element: a
+script that defines an element with one button in a shadow root. The ratio says what the widget's
+own work costs on top of loading any script.
 """
 
 from __future__ import annotations
