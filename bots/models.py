@@ -27,6 +27,15 @@ def default_embedding_model() -> str:
     return settings.DEFAULT_EMBEDDING_MODEL
 
 
+class Handoff(models.TextChoices):
+    """Whether visitors can ask for a person (inbox/): never; when they ask ("Talk to a person");
+    or also offered to them after the bot refused a question or an answer was rated negative."""
+
+    OFF = "off", "Off"
+    ON_REQUEST = "on_request", "On request"
+    OFFERED = "offered", "On request, and offered after a refusal or a negative rating"
+
+
 class BotProfile(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -84,6 +93,10 @@ class BotProfile(TenantOwnedModel):
     # bots/appearance.py, none is ever queried on, and a new setting needs no migration. Only the
     # settings someone chose are stored; the defaults fill in the rest when read.
     widget = models.JSONField("Widget appearance", default=dict, blank=True)
+    # Talking to a person (inbox/): the hand-off mode, and when someone can be expected to answer
+    # (inbox/office_hours.py: {"timezone", "days": {"mon": ["09:00", "17:00"], ...}}; {}: any time).
+    handoff = models.CharField("Hand-off to a person", max_length=12, choices=Handoff.choices, default=Handoff.OFF)
+    office_hours = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

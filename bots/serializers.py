@@ -10,8 +10,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bots import appearance
-from bots.models import DEFAULT_REFUSAL_MESSAGE, DEFAULT_SYSTEM_PROMPT, BotProfile
+from bots.models import DEFAULT_REFUSAL_MESSAGE, DEFAULT_SYSTEM_PROMPT, BotProfile, Handoff
 from chat.serializers import MAX_MESSAGE_CHARS
+from inbox.office_hours import DAYS
 from minirag.serializer_fields import FiniteFloatField, OptionalBooleanField, StrictCharField, StrictIntegerField
 
 
@@ -40,6 +41,67 @@ class WidgetAppearanceSerializer(serializers.Serializer):
     powered_by = serializers.BooleanField(help_text='Whether a small "Powered by MiniRAG" line shows.')
 
 
+OFFICE_HOURS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "timezone": {"type": "string", "description": "An IANA time zone, e.g. Europe/Berlin."},
+        "days": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Open days, each with one window of local time; a missing day is closed.",
+            "properties": {
+                day: {
+                    "type": "array",
+                    "minItems": 2,
+                    "maxItems": 2,
+                    "items": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                }
+                for day in DAYS
+            },
+        },
+    },
+}
+
+
+@extend_schema_field(OFFICE_HOURS_SCHEMA)
+class OfficeHoursSerializer(serializers.Field):
+    """The bot's office hours as stored (inbox/office_hours.py); {} when it has none."""
+
+    def to_representation(self, bot: BotProfile) -> dict[str, Any]:
+        return bot.office_hours or {}
+
+
+class JsonObjectInputField(serializers.Field):
+    """An object, or null, passed on as it is: its shape is checked here, its values by the service,
+    which answers 422 per key. Subclasses say what the object is in their `invalid` message."""
+
+    default_error_messages = {"invalid": "Must be an object, or null."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(
+    {
+        **OFFICE_HOURS_SCHEMA,
+        "nullable": True,
+        "description": 'When a person answers a hand-off, e.g. {"timezone": "Europe/Berlin", "days": '
+        '{"mon": ["09:00", "17:00"]}}; {} or null: any time. Checked by inbox/office_hours.py (422).',
+    }
+)
+class OfficeHoursInputField(JsonObjectInputField):
+    default_error_messages = {"invalid": "Must be an object of office hours, or null."}
+
+
 class BotProfileSerializer(serializers.ModelSerializer):
     tenant_id = serializers.UUIDField(read_only=True)
     has_credentials = serializers.BooleanField(read_only=True)
@@ -51,6 +113,9 @@ class BotProfileSerializer(serializers.ModelSerializer):
         help_text="The operator's named connection the bot reaches the models it serves through; null: none.",
     )
     widget = serializers.SerializerMethodField(help_text="The chat widget's appearance (settings in force).")
+    office_hours = OfficeHoursSerializer(
+        source="*", read_only=True, help_text="When a person answers a hand-off; empty: any time (inbox/)."
+    )
 
     class Meta:
         model = BotProfile
@@ -81,6 +146,8 @@ class BotProfileSerializer(serializers.ModelSerializer):
             "history_turns",
             "monthly_budget_usd",
             "widget",
+            "handoff",
+            "office_hours",
         ]
         read_only_fields = fields
 
@@ -155,22 +222,11 @@ class CredentialsField(serializers.Field):
         },
     }
 )
-class WidgetAppearanceInputField(serializers.Field):
+class WidgetAppearanceInputField(JsonObjectInputField):
     """A partial object of appearance settings; the shape is checked here, the values by the service
     (bots/appearance.py), which answers 422 with `errors` keyed `widget.<setting>`."""
 
     default_error_messages = {"invalid": "Must be an object of appearance settings, or null."}
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_null=True, **kwargs)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 class BotProfileUpdateInputSerializer(serializers.Serializer):
@@ -232,6 +288,13 @@ class BotProfileUpdateInputSerializer(serializers.Serializer):
         "workspace's own budget; null: no cap of its own. Owners only.",
     )
     widget = WidgetAppearanceInputField(required=False)
+    handoff = serializers.ChoiceField(
+        choices=Handoff.choices,
+        required=False,
+        help_text="Talking to a person: off; on_request (the visitor asks); offered (also offered after a refusal "
+        "or a negative rating).",
+    )
+    office_hours = OfficeHoursInputField(required=False)
 
 
 class BotProfileCreateInputSerializer(BotProfileUpdateInputSerializer):

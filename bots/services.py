@@ -10,6 +10,7 @@ from django.db import transaction
 from bots.appearance import appearance_merge
 from bots.models import BotProfile
 from bots.signals import bot_profile_changed
+from inbox.office_hours import office_hours_clean
 from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
 from minirag.model_gateway import PUBLIC_ENDPOINT, Endpoint, ModelError, check_model_destination, provider_of
 from minirag.pricing import Price, model_price, optional_amount
@@ -44,6 +45,8 @@ EDITABLE_FIELDS = frozenset(
         "is_active",
         "monthly_budget_usd",
         "widget",  # the widget's appearance: a partial object, merged (bots/appearance.py)
+        "handoff",  # off, on_request, offered (inbox/)
+        "office_hours",  # when a person answers a hand-off (inbox/office_hours.py)
     }
 )
 MAX_FALLBACK_MODELS = 3
@@ -73,6 +76,8 @@ def _apply(bot: BotProfile, attributes: dict[str, Any]) -> None:
             value = _connection(bot, value)
         elif field == "widget":
             value = appearance_merge(bot.widget, value)
+        elif field == "office_hours":
+            value = office_hours_clean(value)
         elif isinstance(value, str) and field in ("name", "model", "embedding_model", "rewrite_model", "api_version"):
             value = value.strip()
         setattr(bot, field, value)

@@ -12,7 +12,16 @@ from tenants.tenancy import TenantOwnedModel
 
 class Chat(TenantOwnedModel):
     """A conversation with one bot. Who started it decides who may read it: a tenant user, or a
-    bot (widget) token — and, for the widget, the visitor id it sent."""
+    bot (widget) token — and, for the widget, the visitor id it sent.
+
+    `handling` says who answers the visitor (inbox/services.py): the bot; nobody yet, a person was
+    asked for (`needs_human`); or a person (`human`, the operator in `assigned_to`). While it is
+    not the bot, a visitor's message is stored for the person and no model is called."""
+
+    class Handling(models.TextChoices):
+        BOT = "bot", "The bot answers"
+        NEEDS_HUMAN = "needs_human", "Waiting for a person"
+        HUMAN = "human", "A person answers"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     bot_profile = models.ForeignKey("bots.BotProfile", on_delete=models.CASCADE, related_name="chats")
@@ -27,6 +36,15 @@ class Chat(TenantOwnedModel):
         "tenants.ApiToken", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     visitor_id = models.CharField(max_length=64, blank=True, default="")
+    handling = models.CharField(max_length=12, choices=Handling.choices, default=Handling.BOT)
+    assigned_to = models.ForeignKey("tenants.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The last hand-off: when a person was asked for, when one took the chat over, when it went
+    # back to the bot. A new request starts a new hand-off (the previous times are replaced).
+    handoff_requested_at = models.DateTimeField(null=True, blank=True)
+    taken_over_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    # Where the visitor asked to be answered when nobody was available.
+    contact_email = models.EmailField(max_length=254, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -35,6 +53,7 @@ class Chat(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "-updated_at"]),
             models.Index(fields=["tenant", "bot_profile", "-updated_at"]),
+            models.Index(fields=["tenant", "handling", "-updated_at"]),
         ]
 
     def __str__(self) -> str:
@@ -45,6 +64,7 @@ class Message(TenantOwnedModel):
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
+        OPERATOR = "operator", "Operator"  # a person of the tenant answering in the bot's place
 
     class Feedback(models.TextChoices):
         POSITIVE = "positive", "Positive"
@@ -70,6 +90,9 @@ class Message(TenantOwnedModel):
     # The question the knowledge was searched with: the visitor's message, or a follow-up resolved
     # against the conversation (chat/followups.py). Shows why an answer came out as it did.
     searched_question = models.TextField(blank=True, default="")
+    # Operator messages: who wrote it, and the name the visitor sees (kept if the user goes).
+    author = models.ForeignKey("tenants.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    author_name = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -34,7 +34,7 @@ def readable_chats(*, principal: Principal, visitor_id: str = "") -> QuerySet[Ch
     """Every chat `principal` may read (and continue, rate, export): see the module's rule.
     `visitor_id` is the widget's X-MiniRAG-Visitor, which binds a bot token's chats to one
     browser so one site's visitors never read each other's conversations."""
-    chats = Chat.objects.filter(tenant=principal.tenant)
+    chats = Chat.objects.filter(tenant=principal.tenant).select_related("assigned_to", "bot_profile")
     if principal.is_bot_token:
         return chats.filter(
             started_by_token=principal.api_token, bot_profile_id=principal.bot_profile_id, visitor_id=visitor_id
@@ -67,11 +67,18 @@ def message_get(*, chat: Chat, message_id: Any) -> Message:
 
 
 def recent_history(*, chat: Chat, turns: int) -> list[dict[str, str]]:
-    """The last `turns` exchanges (user and assistant messages), oldest first, for the prompt."""
+    """The last `turns` exchanges, oldest first, for the prompt. An operator spoke in the bot's
+    place, so their messages are the assistant's turns to the model."""
     if turns <= 0:
         return []
     recent = list(chat_messages(chat=chat).order_by("-created_at", "-id").values("role", "content")[: turns * 2])
-    return [{"role": row["role"], "content": row["content"]} for row in reversed(recent)]
+    return [
+        {
+            "role": Message.Role.ASSISTANT.value if row["role"] == Message.Role.OPERATOR else row["role"],
+            "content": row["content"],
+        }
+        for row in reversed(recent)
+    ]
 
 
 def chats_for_export(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from bots.models import Handoff
 from chat.models import Chat, Message
 from minirag.serializer_fields import OptionalBooleanField, StrictCharField
 
@@ -11,8 +12,30 @@ MAX_MESSAGE_CHARS = 32_000
 
 
 class ChatSerializer(serializers.ModelSerializer):
+    """The v1 Chat, plus who answers it (`handling`: bot, needs_human, human), the operator it is
+    assigned to, the last hand-off's times and the visitor's contact email (inbox/)."""
+
     tenant_id = serializers.UUIDField(read_only=True)
     bot_profile_id = serializers.UUIDField(read_only=True)
+    assigned_to_id = serializers.UUIDField(read_only=True, allow_null=True)
+    assigned_to_name = serializers.SerializerMethodField(
+        help_text="The name visitors see for the operator handling the chat; null when none is."
+    )
+    contact_email = serializers.CharField(
+        read_only=True, allow_blank=True, help_text="Where the visitor asked to be answered; empty if not given."
+    )
+    handoff = serializers.ChoiceField(
+        source="bot_profile.handoff",
+        choices=Handoff.choices,
+        read_only=True,
+        help_text="The bot's hand-off setting: off; on_request (the visitor may ask for a person); offered (also "
+        "offer it after a refusal or a negative rating).",
+    )
+
+    def get_assigned_to_name(self, chat: Chat) -> str | None:
+        from inbox.services import operator_display_name
+
+        return operator_display_name(chat.assigned_to) if chat.assigned_to_id and chat.assigned_to else None
 
     class Meta:
         model = Chat
@@ -26,6 +49,14 @@ class ChatSerializer(serializers.ModelSerializer):
             "total_completion_tokens",
             "created_at",
             "updated_at",
+            "handling",
+            "assigned_to_id",
+            "assigned_to_name",
+            "handoff_requested_at",
+            "taken_over_at",
+            "released_at",
+            "contact_email",
+            "handoff",
         ]
         read_only_fields = fields
 
@@ -33,7 +64,9 @@ class ChatSerializer(serializers.ModelSerializer):
 class MessageSerializer(serializers.ModelSerializer):
     """The v1 Message, plus the assistant's citations (`sources`), how the turn ended (`outcome`:
     answered, refused, partial) and the question the knowledge was searched with
-    (`searched_question`: a follow-up resolved against the conversation; empty on user messages)."""
+    (`searched_question`: a follow-up resolved against the conversation; empty on user messages).
+    `role` may also be `operator`: a person of the tenant answering in the bot's place, named by
+    `author_name` (empty on other messages)."""
 
     chat_id = serializers.UUIDField(read_only=True)
     feedback = serializers.CharField(read_only=True, allow_null=True)
@@ -60,6 +93,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "sources",
             "outcome",
             "searched_question",
+            "author_name",
         ]
         read_only_fields = fields
 
@@ -99,6 +133,14 @@ class ChatTurnOutputSerializer(serializers.Serializer):
     message = MessageSerializer()
     sources = CitationSerializer(many=True)
     usage = UsageSerializer()
+
+
+class ChatTurnForPersonSerializer(serializers.Serializer):
+    """202: a person handles the chat; the visitor's message is stored for them, no model answered."""
+
+    chat_id = serializers.UUIDField()
+    message = MessageSerializer(help_text="The visitor's stored message.")
+    handling = serializers.ChoiceField(choices=Chat.Handling.choices)
 
 
 class FeedbackInputSerializer(serializers.Serializer):
@@ -203,6 +245,17 @@ class FeedbackTrendSerializer(serializers.Serializer):
     positive_count = serializers.IntegerField()
     negative_count = serializers.IntegerField()
     total_messages = serializers.IntegerField()
+
+
+class HandoffStatsSerializer(serializers.Serializer):
+    requested = serializers.IntegerField(help_text="Chats whose hand-off to a person was requested in the window.")
+    taken_over = serializers.IntegerField(help_text="Of those, the ones a person took over.")
+    avg_seconds_to_takeover = serializers.FloatField(
+        allow_null=True, help_text="From the request to a person taking over, on average; null if none was."
+    )
+    operator_messages = serializers.IntegerField(help_text="Messages operators wrote in the window.")
+    waiting_now = serializers.IntegerField(help_text="Chats waiting for a person now.")
+    handled_now = serializers.IntegerField(help_text="Chats a person handles now.")
 
 
 class UnansweredQuestionSerializer(serializers.Serializer):

@@ -44,6 +44,9 @@ class PreparedTurn:
     question: str
     history: list[dict[str, str]]
     for_visitor: bool = False  # asked through a bot (widget) token
+    # A person handles the chat (inbox/): the message was stored for them and no model answers.
+    for_person: bool = False
+    handling: str = Chat.Handling.BOT
     started: float = field(default_factory=time.perf_counter)
     reservation: budgets.Reservation | None = None  # what the turn set aside under a budget
 
@@ -78,6 +81,12 @@ def prepare_turn(
         chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id)
         if chat.bot_profile_id != bot.pk:
             raise InvalidInputError.for_field("chat_id", "This chat belongs to another bot.")
+        # Locked, so a hand-off or a release cannot slip between reading `handling` and storing.
+        chat = Chat.objects.select_for_update().get(tenant=tenant, pk=chat.pk)
+        if chat.handling != Chat.Handling.BOT:
+            return _store_for_person(
+                tenant=tenant, bot=bot, chat=chat, message=message, for_visitor=principal.is_bot_token
+            )
     history = recent_history(chat=chat, turns=bot.history_turns) if chat is not None else []
     reservation = budgets.admit(
         tenant=tenant,
@@ -106,6 +115,29 @@ def prepare_turn(
         history=history,
         for_visitor=principal.is_bot_token,
         reservation=reservation,
+    )
+
+
+def _store_for_person(*, tenant: Tenant, bot: BotProfile, chat: Chat, message: str, for_visitor: bool) -> PreparedTurn:
+    """A message to a chat a person handles (or is asked to): stored, counted, and published to
+    the chat's and the inbox's event channels; no budget is reserved, no model is called."""
+    from chat.serializers import MessageSerializer
+    from inbox.events import MESSAGE_EVENT, publish_on_commit
+
+    user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
+    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    publish_on_commit(tenant.pk, chat.pk, MESSAGE_EVENT, MessageSerializer(user_message).data)
+    return PreparedTurn(
+        tenant_id=tenant.pk,
+        tenant=tenant,
+        bot=bot,
+        chat_id=chat.pk,
+        user_message_id=user_message.pk,
+        question=message,
+        history=[],
+        for_visitor=for_visitor,
+        for_person=True,
+        handling=chat.handling,
     )
 
 

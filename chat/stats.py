@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -86,6 +86,36 @@ def overview(tenant: Tenant) -> dict[str, Any]:
         "total_prompt_tokens": sums["prompt"],
         "total_completion_tokens": sums["completion"],
         "total_tokens": sums["prompt"] + sums["completion"],
+    }
+
+
+def handoffs(tenant: Tenant, days: int, bot_profile_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Talking to a person (inbox/): chats whose (last) hand-off was requested in the window, how
+    many a person took over and how long that took on average, operator messages in the window,
+    and the chats waiting for or handled by a person now."""
+    chats = Chat.objects.filter(tenant=tenant)
+    operator_messages = Message.objects.filter(tenant=tenant, role=Message.Role.OPERATOR, created_at__gte=_since(days))
+    if bot_profile_id is not None:
+        chats = chats.filter(bot_profile_id=bot_profile_id)
+        operator_messages = operator_messages.filter(chat__bot_profile_id=bot_profile_id)
+    requested = chats.filter(handoff_requested_at__gte=_since(days))
+    waits = [
+        (taken - asked).total_seconds()
+        for asked, taken in requested.filter(taken_over_at__gte=F("handoff_requested_at")).values_list(
+            "handoff_requested_at", "taken_over_at"
+        )
+    ]
+    now = chats.aggregate(
+        waiting=Count("pk", filter=Q(handling=Chat.Handling.NEEDS_HUMAN)),
+        handled=Count("pk", filter=Q(handling=Chat.Handling.HUMAN)),
+    )
+    return {
+        "requested": requested.count(),
+        "taken_over": len(waits),
+        "avg_seconds_to_takeover": round(sum(waits) / len(waits), 1) if waits else None,
+        "operator_messages": operator_messages.count(),
+        "waiting_now": now["waiting"],
+        "handled_now": now["handled"],
     }
 
 

@@ -33,6 +33,7 @@ from minirag.db import releasing_connection
 from minirag.errors import ApplicationError
 from minirag.model_gateway import Endpoint, ModelError, acomplete, astream
 from minirag.vectorstore import is_vector_store_outage, vector_store_error_message
+from tenants.tenancy import tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ def _response(turn: PreparedTurn, message: Message, chunks: list[RetrievedChunk]
 
 async def answer(turn: PreparedTurn) -> dict[str, Any]:
     """The whole turn; raises ModelUnavailableError or KnowledgeUnavailableError (503), or
-    ModelFailedError (502)."""
+    ModelFailedError (502). For a chat a person handles, the stored message (see `for_person`)."""
+    if turn.for_person:
+        return await sync_to_async(releasing_connection(for_person))(turn)
     try:
         retrieval = await _retrieve(turn, streamed=False)
     except ModelError as error:
@@ -244,6 +247,10 @@ async def _with_heartbeats(deltas: AsyncIterator[str], interval: float) -> Async
 
 async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
     """The v1 event stream of one turn (see the module docstring)."""
+    if turn.for_person:  # a person handles the chat: nothing for a model to do
+        async for event in stream_for_person(turn):
+            yield event
+        return
     try:
         retrieval = await _retrieve(turn, streamed=True)
     except ModelError as error:
@@ -356,3 +363,24 @@ def _done(turn: PreparedTurn, message: Message) -> dict[str, Any]:
         "message_id": str(message.id),
         "usage": _usage(message.model, message.prompt_tokens, message.completion_tokens),
     }
+
+
+# --- A chat a person handles (inbox/) ---------------------------------------------------------
+
+
+def for_person(turn: PreparedTurn) -> dict[str, Any]:
+    """The 202 answer: the visitor's stored message; nobody answered it yet."""
+    from chat.serializers import MessageSerializer
+
+    with tenant_scope(turn.tenant_id):
+        message = Message.objects.get(tenant_id=turn.tenant_id, pk=turn.user_message_id)
+    return {"chat_id": str(turn.chat_id), "message": MessageSerializer(message).data, "handling": turn.handling}
+
+
+async def stream_for_person(turn: PreparedTurn) -> AsyncIterator[str]:
+    """The stream form of the same: `sources` (empty) and the v1 `done` naming the stored message,
+    with no `delta` — the person's reply arrives on the chat's event channel (GET /v1/chat/{id}/events)."""
+    yield sse("sources", {"sources": []})
+    yield sse(
+        "done", {"chat_id": str(turn.chat_id), "message_id": str(turn.user_message_id), "usage": _usage("", 0, 0)}
+    )

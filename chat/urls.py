@@ -21,4 +21,5 @@ urlpatterns = [
     path("stats/feedback", views.FeedbackStatsView.as_view(), name="stats-feedback"),
     path("stats/feedback/trend", views.FeedbackTrendStatsView.as_view(), name="stats-feedback-trend"),
     path("stats/unanswered", views.UnansweredStatsView.as_view(), name="stats-unanswered"),
+    path("stats/handoffs", views.HandoffStatsView.as_view(), name="stats-handoffs"),
 ]

@@ -14,6 +14,7 @@ from django.http import HttpResponseBase, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,12 +26,14 @@ from chat.serializers import (
     ChatBulkExportSerializer,
     ChatExportSerializer,
     ChatSerializer,
+    ChatTurnForPersonSerializer,
     ChatTurnInputSerializer,
     ChatTurnOutputSerializer,
     CostEstimateSerializer,
     FeedbackInputSerializer,
     FeedbackStatsSerializer,
     FeedbackTrendSerializer,
+    HandoffStatsSerializer,
     MessageSerializer,
     OverviewStatsSerializer,
     PricingStatsSerializer,
@@ -67,7 +70,7 @@ VISITOR = OpenApiParameter(
 )
 
 
-def _visitor_id(request: Request) -> str:
+def visitor_id_of(request: Request) -> str:
     """The widget's random, persistent visitor id: binds a bot token's chats to one browser."""
     value = (request.headers.get(VISITOR_HEADER) or "").strip()
     if value and not VISITOR_ID.fullmatch(value):
@@ -77,7 +80,9 @@ def _visitor_id(request: Request) -> str:
 
 TURN_STREAM = event_stream(
     "With `stream: true`, `text/event-stream`: `sources` once, `delta`*, then `done` or `error`; "
-    "each event is exactly `event: <name>\\ndata: <one-line JSON>\\n\\n`.",
+    "each event is exactly `event: <name>\\ndata: <one-line JSON>\\n\\n`. While a person handles the chat "
+    "(`handling` not `bot`), the message is stored for them: `sources` (empty) and `done`, no `delta`; "
+    "without `stream`, that answer is a 202 with the stored message.",
     ["sources", "delta", "done", "error"],
 )
 
@@ -120,6 +125,7 @@ class ChatView(TenantAPIView):
         responses={
             (200, "application/json"): ChatTurnOutputSerializer,
             (200, "text/event-stream"): TURN_STREAM,
+            (202, "application/json"): ChatTurnForPersonSerializer,
             502: ErrorSerializer,
             503: ErrorSerializer,
             **ERROR_RESPONSES,
@@ -130,7 +136,7 @@ class ChatView(TenantAPIView):
         serializer = ChatTurnInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        visitor_id = _visitor_id(request)
+        visitor_id = visitor_id_of(request)
         if self.principal.is_bot_token:
             count_bot_token_message(
                 token=self.principal.api_token, visitor_id=visitor_id, client_address=client_address(request)
@@ -142,6 +148,10 @@ class ChatView(TenantAPIView):
             chat_id=data.get("chat_id"),
             visitor_id=visitor_id,
         )
+        if turn.for_person:
+            if data["stream"]:
+                return _event_stream_response(turns.stream_for_person(turn))
+            return Response(turns.for_person(turn), status=status.HTTP_202_ACCEPTED)
         if data["stream"]:
             release_connection()  # the stream may last minutes; it takes a connection when it needs one
             response = StreamingHttpResponse(turns.stream(turn), content_type="text/event-stream; charset=utf-8")
@@ -149,6 +159,13 @@ class ChatView(TenantAPIView):
             response["X-Accel-Buffering"] = "no"
             return response
         return Response(async_to_sync(turns.answer)(turn))
+
+
+def _event_stream_response(events: Any) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 class ChatViewSet(TenantViewSet):
@@ -162,7 +179,7 @@ class ChatViewSet(TenantViewSet):
 
     def get_object(self) -> Chat:
         return selectors.chat_get_for(
-            principal=self.principal, chat_id=self.kwargs["pk"], visitor_id=_visitor_id(self.request)
+            principal=self.principal, chat_id=self.kwargs["pk"], visitor_id=visitor_id_of(self.request)
         )
 
     @extend_schema(parameters=[VISITOR], responses={200: ChatSerializer, **ERROR_RESPONSES})
@@ -428,6 +445,14 @@ class FeedbackTrendStatsView(StatsView):
 
     def compute(self, request: Request) -> Any:
         return stats.feedback_trend(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
+
+
+@stats_schema(HandoffStatsSerializer, DAYS, BOT_FILTER)
+class HandoffStatsView(StatsView):
+    """Hand-offs to a person (inbox/): requested, taken over and how fast, operator messages, now."""
+
+    def compute(self, request: Request) -> Any:
+        return stats.handoffs(self.tenant, _days(request), uuid_query_param(request, "bot_profile_id"))
 
 
 @stats_schema(UnansweredQuestionSerializer(many=True), DAYS, BOT_FILTER)

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "bots",
     "sources",
     "chat",
+    "inbox",
     "webhooks",
     "providers",
 ]
@@ -221,7 +222,10 @@ IN_PROCESS_SCHEDULER: bool = env.bool("MINIRAG_IN_PROCESS_SCHEDULER", default=Tr
 TASKS_RUN_INLINE: bool = env.bool("MINIRAG_TASKS_RUN_INLINE", default=False)
 
 # Live events (django-eventstream): across processes through Redis pub/sub when Redis is set.
-EVENTSTREAM_CHANNELMANAGER_CLASS = "sources.events.TenantChannelManager"
+# Source channels (sources/events.py) plus the chat and inbox channels, which only their own
+# readers may open and which keep their events for Last-Event-ID (inbox/events.py).
+EVENTSTREAM_CHANNELMANAGER_CLASS = "inbox.events.ChannelManager"
+EVENTSTREAM_STORAGE_CLASS = "inbox.events.CacheEventStorage"
 if REDIS_URL:
     _redis = urlsplit(REDIS_URL)
     EVENTSTREAM_REDIS = {
@@ -422,6 +426,8 @@ SPECTACULAR_SETTINGS = {
         "ComponentStatusEnum": ["ok", "error"],
         "UserRoleEnum": "tenants.models.Role",
         "MessageRoleEnum": "chat.models.Message.Role",
+        "HandoffEnum": "bots.models.Handoff",
+        "ChatHandlingEnum": "chat.models.Chat.Handling",
         "ModelCheckStatusEnum": ["ok", "failed"],
     },
 }

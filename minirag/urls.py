@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("bots.urls")),
     path("", include("sources.urls")),
     path("", include("chat.urls")),
+    path("", include("inbox.urls")),
     path("", include("webhooks.urls")),
     path("", include("providers.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),

@@ -4,11 +4,13 @@ subscribed endpoints inside the caller's transaction; sending happens after it c
 Payloads keep the v1 fields (`source.ingested {source_id, source_name, document_count,
 chunk_count}`, `source.failed {source_id, error}`, `chat.message {chat_id, message_id,
 bot_profile_id}`) and add context a receiver would otherwise have to fetch; every payload also
-carries `event`, `delivery_id`, `created_at` and `tenant_id`. `usage.threshold` is MiniRAG's own.
+carries `event`, `delivery_id`, `created_at` and `tenant_id`. `usage.threshold` and
+`chat.handoff_requested` are MiniRAG's own.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -18,7 +20,7 @@ from webhooks.models import WebhookEvent
 from webhooks.services import webhook_event_emit
 
 if TYPE_CHECKING:
-    from chat.models import Message
+    from chat.models import Chat, Message
     from sources.models import Source
 
 
@@ -114,5 +116,27 @@ def usage_threshold(
             "spent_usd": str(spent_usd.quantize(Decimal("0.0001"))),
             "month": month,
             "resets_at": resets_at,
+        },
+    )
+
+
+def chat_handoff_requested(
+    *, chat: Chat, requested_by: str, available: bool, next_opening_at: dt.datetime | None
+) -> None:
+    """A visitor (or the tenant's staff for them) asked for a person: the chat left the bot and
+    waits in the inbox. `available`: whether an operator was online within the bot's office hours;
+    when not, `next_opening_at` is when the office opens next (null without office hours)."""
+    webhook_event_emit(
+        tenant_id=chat.tenant_id,
+        event=WebhookEvent.CHAT_HANDOFF_REQUESTED,
+        fields={
+            "chat_id": str(chat.pk),
+            "bot_profile_id": str(chat.bot_profile_id),
+            "title": chat.title,
+            "requested_by": requested_by,
+            "contact_email": chat.contact_email or None,
+            "available": available,
+            "next_opening_at": next_opening_at,
+            "handoff_requested_at": chat.handoff_requested_at,
         },
     )

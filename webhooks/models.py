@@ -23,6 +23,7 @@ class WebhookEvent(models.TextChoices):
     SOURCE_FAILED = "source.failed", "A source failed to ingest"
     CHAT_MESSAGE = "chat.message", "The bot answered a chat message"
     USAGE_THRESHOLD = "usage.threshold", "Model spend reached 80% or 100% of a monthly budget"
+    CHAT_HANDOFF_REQUESTED = "chat.handoff_requested", "A visitor asked to talk to a person"
 
 
 TEST_PING_EVENT = "test.ping"

@@ -45,6 +45,8 @@ EXTENSION_KEYS = {
     "connection",
     "monthly_budget_usd",
     "widget",
+    "handoff",  # talking to a person (inbox/)
+    "office_hours",
 }
 
 

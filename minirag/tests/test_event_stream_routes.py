@@ -47,6 +47,14 @@ def _turn(world: TenantWorld) -> dict[str, Any]:
     return {"bot_profile_id": str(world.bot.pk), "message": "When does the office open?", "stream": True}
 
 
+def _a_chat(world: TenantWorld) -> str:
+    from chat.models import Chat
+    from tenants.tenancy import tenant_scope
+
+    with tenant_scope(world.tenant):
+        return str(Chat.objects.values_list("pk", flat=True).first())
+
+
 ROUTES: dict[tuple[str, str], StreamRoute] = {
     ("GET", "/v1/sources/events"): StreamRoute(
         path=lambda world: "/v1/sources/events",
@@ -67,6 +75,19 @@ ROUTES: dict[tuple[str, str], StreamRoute] = {
         first_event="sources",
         check=lambda world, data: any(s["source_id"] == str(world.text_source.pk) for s in data["sources"]),
         missing=lambda world: ("/v1/chat", {**_turn(world), "bot_profile_id": str(uuid.uuid4())}),
+    ),
+    ("GET", "/v1/chat/{id}/events"): StreamRoute(
+        path=lambda world: f"/v1/chat/{_a_chat(world)}/events",
+        body=None,
+        first_event="stream-open",
+        check=lambda world, data: True,
+        missing=lambda world: (f"/v1/chat/{uuid.uuid4()}/events", None),
+    ),
+    ("GET", "/v1/inbox/events"): StreamRoute(
+        path=lambda world: "/v1/inbox/events",
+        body=None,
+        first_event="stream-open",
+        check=lambda world, data: True,
     ),
 }
 

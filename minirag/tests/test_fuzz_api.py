@@ -100,8 +100,15 @@ WIDGET_OPERATIONS = {
 # Server-sent event streams of the caller's own tenant never end; under WSGI the whole stream is
 # read before the response returns, so these are called only where they must answer at once
 # (another tenant's source, a bot token). Their streams are tested under ASGI in
-# sources/tests/test_events.py.
-ENDLESS_STREAMS = {"GET /v1/sources/events", "GET /v1/sources/{id}/events"}
+# sources/tests/test_events.py and inbox/tests/test_events.py.
+ENDLESS_STREAMS = {
+    "GET /v1/sources/events",
+    "GET /v1/sources/{id}/events",
+    "GET /v1/inbox/events",
+    "GET /v1/chat/{id}/events",
+}
+# Of those, the tenant-wide ones: the caller's own, whoever's ids the path would carry.
+TENANT_STREAMS = {"GET /v1/sources/events", "GET /v1/inbox/events"}
 
 # Reference fields in bodies and query strings, seeded with real ids of the target tenant's rows.
 REFERENCE_FIELDS = {
@@ -255,9 +262,11 @@ class Caller:
 
     def skips(self, label: str) -> bool:
         """Whether `label` would open an event stream of the caller's own tenant."""
-        if label not in ENDLESS_STREAMS or self.bot_token:
+        if label not in ENDLESS_STREAMS:
             return False
-        return label == "GET /v1/sources/events" or not self.cross_tenant
+        if self.bot_token:  # refused on every stream but its own visitors' chats (inbox/)
+            return label == "GET /v1/chat/{id}/events" and not self.cross_tenant
+        return label in TENANT_STREAMS or not self.cross_tenant
 
 
 @dataclass

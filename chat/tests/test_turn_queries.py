@@ -1,0 +1,39 @@
+"""How many database statements a chat turn makes — a test that fails when they grow (issue 19).
+A new statement on every turn is a cost every visitor pays: raise a number here only on purpose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conftest import TenantWorld
+
+# Measured 2026-12-05 with the visitor's widget token, on PostgreSQL, not counting the row-level-
+# security scope setting before each statement. A follow-up: the token; the bot; the chat (read
+# twice: its owner check and its handling); the history; the question stored and the chat's count;
+# the bot's sources for the search (two reads); the answer, its usage record and the chat's totals;
+# the webhook subscribers and a delivery; and two savepoints (four statements). A first turn has no
+# chat or history to read and one chat to create.
+FIRST_TURN_STATEMENTS = 17
+FOLLOW_UP_STATEMENTS = 18
+
+
+def statements(world: TenantWorld, message: str, **body: Any) -> tuple[int, Any]:
+    client = world.client("bot", HTTP_X_MINIRAG_VISITOR="visitor-1")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/v1/chat", {"message": message, "bot_profile_id": str(world.bot.pk), **body}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    counted = [query for query in captured.captured_queries if "set_config" not in query["sql"]]
+    return len(counted), response.json()
+
+
+@pytest.mark.django_db
+def test_a_turn_makes_no_more_statements_than_it_did(alpha: TenantWorld) -> None:
+    first, body = statements(alpha, "How long do refunds at alpha take?")
+    follow_up, _ = statements(alpha, "And shipping?", chat_id=body["chat_id"])
+    assert first <= FIRST_TURN_STATEMENTS and follow_up <= FOLLOW_UP_STATEMENTS

@@ -1,0 +1,48 @@
+"""Hand-off test helpers: a bot with hand-off on, a visitor's widget client, a visitor's chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from chat.tests.conftest import model_spy  # noqa: F401 - the chat tests' spy on model calls
+from conftest import TenantWorld, api_client
+from tenants.tenancy import tenant_scope
+
+
+@pytest.fixture(autouse=True)
+def _nobody_online() -> Any:
+    """Presence lives in the cache, shared by every test in the process: each starts offline."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def set_handoff(world: TenantWorld, mode: str = "on_request", **fields: Any) -> None:
+    response = world.client("admin").patch(
+        f"/v1/bot-profiles/{world.bot.pk}", {"handoff": mode, **fields}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    with tenant_scope(world.tenant):
+        world.bot.refresh_from_db()
+
+
+def visitor(world: TenantWorld, visitor_id: str = "visitor-1") -> APIClient:
+    return api_client(world.tokens["bot"], HTTP_X_MINIRAG_VISITOR=visitor_id)
+
+
+def visitor_chat(world: TenantWorld, visitor_id: str = "visitor-1", message: str = "") -> str:
+    """A chat the visitor started (answered by the bot); its id."""
+    response = visitor(world, visitor_id).post(
+        "/v1/chat",
+        {
+            "bot_profile_id": str(world.bot.pk),
+            "message": message or f"How long do refunds at {world.tenant.slug} take?",
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["chat_id"]
