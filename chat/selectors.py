@@ -52,9 +52,13 @@ def chat_list(*, principal: Principal, bot_profile_id: uuid.UUID | None = None) 
     return chats
 
 
-def chat_get_for(*, principal: Principal, chat_id: Any, visitor_id: str = "") -> Chat:
-    """A chat the caller may read; anything else is a 404, exactly like a chat that does not exist."""
-    return get_by_id_or_404(readable_chats(principal=principal, visitor_id=visitor_id), chat_id, label="Chat")
+def chat_get_for(*, principal: Principal, chat_id: Any, visitor_id: str = "", lock: bool = False) -> Chat:
+    """A chat the caller may read; anything else is a 404, exactly like a chat that does not exist.
+    With `lock`, its row stays locked until the transaction ends (in the same statement)."""
+    chats = readable_chats(principal=principal, visitor_id=visitor_id)
+    if lock:
+        chats = chats.select_for_update(of=("self",))
+    return get_by_id_or_404(chats, chat_id, label="Chat")
 
 
 def chat_messages(*, chat: Chat) -> QuerySet[Message]:

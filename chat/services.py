@@ -78,11 +78,10 @@ def prepare_turn(
         raise ForbiddenError("This token can only chat with its own bot.")
     chat: Chat | None = None
     if chat_id is not None:
-        chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id)
+        # Locked, so a hand-off or a release cannot slip between reading `handling` and storing.
+        chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id, lock=True)
         if chat.bot_profile_id != bot.pk:
             raise InvalidInputError.for_field("chat_id", "This chat belongs to another bot.")
-        # Locked, so a hand-off or a release cannot slip between reading `handling` and storing.
-        chat = Chat.objects.select_for_update().get(tenant=tenant, pk=chat.pk)
         if chat.handling != Chat.Handling.BOT:
             return _store_for_person(
                 tenant=tenant, bot=bot, chat=chat, message=message, for_visitor=principal.is_bot_token
@@ -103,8 +102,7 @@ def prepare_turn(
             started_by_token=principal.api_token if principal.is_bot_token else None,
             visitor_id=visitor_id,
         )
-    user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
-    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    user_message = _store_question(tenant=tenant, chat=chat, message=message)
     return PreparedTurn(
         tenant_id=tenant.pk,
         tenant=tenant,
@@ -118,14 +116,20 @@ def prepare_turn(
     )
 
 
+def _store_question(*, tenant: Tenant, chat: Chat, message: str) -> Message:
+    """The visitor's (or user's) message, stored and counted on its chat."""
+    user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
+    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    return user_message
+
+
 def _store_for_person(*, tenant: Tenant, bot: BotProfile, chat: Chat, message: str, for_visitor: bool) -> PreparedTurn:
     """A message to a chat a person handles (or is asked to): stored, counted, and published to
     the chat's and the inbox's event channels; no budget is reserved, no model is called."""
     from chat.serializers import MessageSerializer
     from inbox.events import MESSAGE_EVENT, publish_on_commit
 
-    user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
-    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    user_message = _store_question(tenant=tenant, chat=chat, message=message)
     publish_on_commit(tenant.pk, chat.pk, MESSAGE_EVENT, MessageSerializer(user_message).data)
     return PreparedTurn(
         tenant_id=tenant.pk,

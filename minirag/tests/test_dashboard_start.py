@@ -3,6 +3,7 @@ empty workspace to a live widget, its numbers agree with the lists they link to,
 every tenant, nothing of another tenant shows, the health page is the tenant's own (no platform
 configuration), and "View site" leads somewhere useful."""
 
+# ruff: noqa: F811 - tests take the imported `operator_client` fixture by name
 from __future__ import annotations
 
 import datetime as dt
@@ -20,34 +21,16 @@ from bots.tests.factories import BotProfileFactory
 from chat.models import Chat, Message, UnansweredQuestion
 from conftest import TenantWorld
 from minirag.dashboard.start import DONE, NEXT, TODO, operator_start, tenant_start
+from minirag.tests.test_dashboard import login, operator_client, tenant_client  # noqa: F401 - operator_client: a fixture
 from sources.models import Source, SourceStatus
 from sources.services import source_create, source_ingest_request
-from tenants.models import ApiToken, Role, Tenant, User
-from tenants.tenancy import tenant_scope, tenant_scope_disabled
+from tenants.models import ApiToken, Role, Tenant
+from tenants.tenancy import tenant_scope
 from tenants.tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, make_token
 from webhooks.models import DeliveryState, Webhook, WebhookDelivery
 from webhooks.services import webhook_create
 
 pytestmark = pytest.mark.django_db
-OPERATOR_EMAIL, OPERATOR_PASSWORD = "ops@example.com", "operator-password"
-
-
-def login(client: Client, email: str, password: str) -> Any:
-    return client.post("/dashboard/login/?next=/dashboard/", {"username": email, "password": password})
-
-
-@pytest.fixture
-def operator_client(client: Client) -> Client:
-    with tenant_scope_disabled("test: create operator"):
-        User.objects.create_superuser(OPERATOR_EMAIL, OPERATOR_PASSWORD)
-    assert login(client, OPERATOR_EMAIL, OPERATOR_PASSWORD).status_code == 302
-    return client
-
-
-def tenant_client(world: TenantWorld, who: str = "owner") -> Client:
-    client = Client()
-    assert login(client, getattr(world, who).email, world.password).status_code == 302
-    return client
 
 
 def states(tenant: Tenant) -> dict[str, str]:
