@@ -11,20 +11,26 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from bots.models import BotProfile, Handoff
+from chat.models import Chat, Message
 from inbox import presence
 from inbox.office_hours import office_hours_next_opening, office_hours_open
 from tenants.authentication import Principal
 from tenants.models import Role, Tenant, User, role_at_least
 
 
+def user_may_operate(user: User) -> bool:
+    """Whether `user`, acting as themselves, may answer visitors (see the module docstring)."""
+    if not user.is_active or user.tenant_id is None:
+        return False
+    return role_at_least(user.role, Role.ADMIN) or user.tenant.members_see_all_chats
+
+
 def may_operate(principal: Principal) -> bool:
     """Whether `principal` may take chats over, reply, release them and open the inbox."""
-    if principal.is_bot_token or not principal.user.is_active:
-        return False
-    return role_at_least(principal.role, Role.ADMIN) or principal.tenant.members_see_all_chats
+    return not principal.is_bot_token and user_may_operate(principal.user)
 
 
 def operator_list(*, tenant: Tenant) -> QuerySet[User]:
@@ -65,3 +71,57 @@ def handoff_availability(*, tenant: Tenant, bot: BotProfile, now: dt.datetime) -
 
 def handoff_enabled(bot: BotProfile) -> bool:
     return bot.handoff != Handoff.OFF
+
+
+def inbox_waiting_count(*, tenant: Tenant) -> int:
+    """Visitors waiting for a person (the header's counter on every dashboard page)."""
+    return Chat.objects.filter(tenant=tenant, handling=Chat.Handling.NEEDS_HUMAN).count()
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """The inbox list's filters; empty means "any"."""
+
+    bot_profile_id: uuid.UUID | None = None
+    handling: str = ""  # a Chat.Handling value
+    outcome: str = ""  # "refused": the bot refused a question in the chat; "answered": it never did
+    feedback: str = ""  # a Message.Feedback value given to one of the chat's answers
+
+
+# A chat's messages, for the list's annotations (lazy: evaluated inside the caller's tenant scope).
+_chat_messages = Message.objects.filter(chat=OuterRef("pk"))
+_last_message = _chat_messages.order_by("-created_at", "-id")
+
+
+def inbox_chats(*, tenant: Tenant, filters: InboxFilters, recent: int = 50) -> list[Chat]:
+    """The inbox list: visitors waiting for a person first (longest waiting first), then the chats
+    a person handles, then the `recent` conversations the bot handles; most recently active first
+    within each. Each chat carries `last_message`, `last_role`, `has_refusal` and
+    `has_negative_feedback` (annotations), its bot and its operator, in one query per part."""
+    chats = (
+        Chat.objects.filter(tenant=tenant)
+        .select_related("bot_profile", "assigned_to")
+        .annotate(
+            last_message=Subquery(_last_message.values("content")[:1]),
+            last_role=Subquery(_last_message.values("role")[:1]),
+            has_refusal=Exists(_chat_messages.filter(outcome=Message.Outcome.REFUSED)),
+            has_negative_feedback=Exists(_chat_messages.filter(feedback=Message.Feedback.NEGATIVE)),
+        )
+    )
+    if filters.bot_profile_id is not None:
+        chats = chats.filter(bot_profile_id=filters.bot_profile_id)
+    if filters.outcome == "refused":
+        chats = chats.filter(has_refusal=True)
+    elif filters.outcome == "answered":
+        chats = chats.filter(has_refusal=False)
+    if filters.feedback:
+        chats = chats.filter(Exists(_chat_messages.filter(feedback=filters.feedback)))
+    handlings = [filters.handling] if filters.handling else [choice for choice, _ in Chat.Handling.choices]
+    listed: list[Chat] = []
+    if Chat.Handling.NEEDS_HUMAN in handlings:
+        listed += chats.filter(handling=Chat.Handling.NEEDS_HUMAN).order_by("handoff_requested_at", "pk")
+    if Chat.Handling.HUMAN in handlings:
+        listed += chats.filter(handling=Chat.Handling.HUMAN).order_by("-updated_at", "pk")
+    if Chat.Handling.BOT in handlings:
+        listed += chats.filter(handling=Chat.Handling.BOT).order_by("-updated_at", "pk")[:recent]
+    return listed

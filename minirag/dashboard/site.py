@@ -3,6 +3,8 @@ index), where "View site" leads, and the pages that are not a model's (usage, he
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -10,11 +12,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.contrib.auth import authenticate
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
 
-from minirag.dashboard.access import MEMBER_REFUSAL, can_use_dashboard, is_operator
+from inbox.selectors import inbox_waiting_count, user_may_operate
+from minirag.dashboard.access import MEMBER_REFUSAL, can_use_dashboard, is_operator, may_enter_dashboard
 from minirag.errors import ApplicationError
 from tenants.current_password import TooManyWrongPasswords, verify_current_password
 from tenants.services import validate_new_password
@@ -49,7 +53,7 @@ class DashboardLoginForm(AdminAuthenticationForm):
         return self.cleaned_data
 
     def confirm_login_allowed(self, user: Any) -> None:
-        if not can_use_dashboard(user):
+        if not may_enter_dashboard(user):
             raise ValidationError(MEMBER_REFUSAL, code="invalid_login")
 
 
@@ -79,6 +83,11 @@ class DashboardPasswordChangeForm(AdminPasswordChangeForm):
         return password
 
 
+# The site's own pages a member who only answers visitors may open: the start page (which sends
+# them to the inbox), their password, logging out, and the admin's script translations.
+INBOX_MEMBER_SITE_VIEWS = frozenset({"index", "logout", "password_change", "password_change_done", "i18n_javascript"})
+
+
 class DashboardSite(admin.AdminSite):
     site_header = "MiniRAG dashboard"
     site_title = "MiniRAG"
@@ -88,13 +97,17 @@ class DashboardSite(admin.AdminSite):
     final_catch_all_view = False
 
     def has_permission(self, request: HttpRequest) -> bool:
-        return can_use_dashboard(request.user)
+        # Members who answer visitors get in too, but only to the inbox (`admin_view`).
+        return may_enter_dashboard(request.user)
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
         context["is_operator"] = request.user.is_authenticated and is_operator(request)
         if request.user.is_authenticated and request.user.tenant_id is not None:
             context["workspace"] = request.user.tenant
+            if user_may_operate(request.user):
+                # The header's inbox link counts the visitors waiting for a person, on every page.
+                context["inbox_waiting"] = inbox_waiting_count(tenant=request.user.tenant)
         context["site_url"], context["site_link_label"] = self.view_site_link(request, context.get("workspace"))
         return context
 
@@ -123,6 +136,8 @@ class DashboardSite(admin.AdminSite):
         glance (operators) — minirag/dashboard/start.py."""
         from minirag.dashboard import views
 
+        if not can_use_dashboard(request.user):
+            return redirect("admin:inbox", permanent=False)
         return super().index(request, {**views.start_context(request), **(extra_context or {})})
 
     def password_change(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
@@ -137,11 +152,37 @@ class DashboardSite(admin.AdminSite):
             template_name=self.password_change_template or "registration/password_change_form.html",
         )(request)
 
+    def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
+        """Every dashboard page, fail-closed: members who only answer visitors (may_enter_dashboard)
+        get a 403 everywhere but the inbox and their own session's pages."""
+
+        @functools.wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if not can_use_dashboard(request.user) and not self._open_to_inbox_members(view):
+                raise PermissionDenied(MEMBER_REFUSAL)
+            return view(request, *args, **kwargs)
+
+        return super().admin_view(guarded, cacheable)
+
+    def _open_to_inbox_members(self, view: Callable[..., Any]) -> bool:
+        if getattr(view, "__self__", None) is self:
+            return view.__name__ in INBOX_MEMBER_SITE_VIEWS
+        return getattr(view, "open_to_inbox_members", False)
+
     def get_urls(self) -> list[URLPattern]:
+        from inbox import dashboard as inbox_pages
         from minirag.dashboard import views
 
         extra = [
             path("usage/", self.admin_view(views.usage), name="usage"),
             path("health/", self.admin_view(views.health), name="health"),
+            path("inbox/", self.admin_view(inbox_pages.inbox), name="inbox"),
+            path("inbox/list/", self.admin_view(inbox_pages.inbox_list), name="inbox_list"),
+            path("inbox/<uuid:chat_id>/", self.admin_view(inbox_pages.transcript), name="inbox_transcript"),
+            path(
+                "inbox/<uuid:chat_id>/<str:action>/",
+                self.admin_view(inbox_pages.chat_action),
+                name="inbox_action",
+            ),
         ]
         return extra + super().get_urls()

@@ -24,7 +24,7 @@ from tenants.tenancy import tenant_scope
 USAGE_WINDOWS = (7, 30, 90)
 
 
-def _chosen_tenant(request: HttpRequest) -> tuple[Tenant | None, list[Tenant]]:
+def chosen_tenant(request: HttpRequest) -> tuple[Tenant | None, list[Tenant]]:
     """A tenant user's own tenant; for an operator the one in ?tenant= (slug), else the first."""
     tenant = own_tenant(request)
     if tenant is not None:
@@ -48,7 +48,7 @@ def _days(request: HttpRequest) -> int:
 
 
 def usage(request: HttpRequest) -> HttpResponse:
-    tenant, tenants = _chosen_tenant(request)
+    tenant, tenants = chosen_tenant(request)
     days = _days(request)
     context: dict[str, Any] = {
         **admin.site.each_context(request),

@@ -1,6 +1,6 @@
 """The dashboard (/dashboard/): operators see every tenant; a tenant's owners and admins see and
 change only their own, everywhere (lists, pages, autocomplete, actions, custom pages), because
-their requests run in their tenant's scope; members may not log in; secrets never reach the HTML;
+their requests run in their tenant's scope; members may open only the inbox; secrets never reach the HTML;
 writes go through the same services as the API."""
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def login(client: Client, email: str, password: str, workspace: str = "") -> Any
 
 @pytest.fixture
 def operator_client(client: Client) -> Client:
+    return log_in_operator(client)
+
+
+def log_in_operator(client: Client) -> Client:
+    """`client`, logged in as a new platform operator."""
     with tenant_scope_disabled("test: create operator"):
         User.objects.create_superuser(OPERATOR_EMAIL, OPERATOR_PASSWORD)
     assert login(client, OPERATOR_EMAIL, OPERATOR_PASSWORD).status_code == 302
@@ -101,6 +106,8 @@ def test_operators_owners_and_admins_log_in_members_do_not(alpha: TenantWorld, o
     assert operator_client.get("/dashboard/").status_code == 200
     for who in ("owner", "admin"):
         assert tenant_client(alpha, who).get("/dashboard/").status_code == 200
+    # Members get in only to answer visitors, while they may read every chat (inbox/tests/test_dashboard_inbox.py).
+    Tenant.objects.filter(pk=alpha.tenant.pk).update(members_see_all_chats=False)
     refused = login(Client(), alpha.member.email, alpha.password)
     assert refused.status_code == 200
     assert b"dashboard is for owners and admins" in refused.content
@@ -373,7 +380,7 @@ def test_retrieval_tests_stay_in_the_tenant(alpha: TenantWorld, beta: TenantWorl
     member.force_login(alpha.member)
     alpha_url = reverse("admin:bots_botprofile_retrieval_test", args=[alpha.bot.pk])
     for response in (member.get(alpha_url), member.post(alpha_url, {"question": "Refunds?"})):
-        assert response.status_code == 302 and response["Location"].startswith("/dashboard/login/")
+        assert response.status_code == 403  # a member who answers visitors: the inbox only
     # An operator tests any tenant's bot, acting for that tenant.
     tested = operator_client.post(beta_url, {"question": "How long do refunds at beta take?"})
     assert tested.status_code == 200 and tested.context["report"]["refused"] is False
@@ -591,7 +598,9 @@ def test_user_rules_are_the_apis(alpha: TenantWorld) -> None:
         ),
     )
     assert created.status_code == 302
-    assert login(Client(), "new@alpha.example", "long-enough-1").status_code == 200  # a member: no dashboard
+    member = Client()
+    assert login(member, "new@alpha.example", "long-enough-1").status_code == 302  # a member: the inbox only
+    assert member.get("/dashboard/").url == "/dashboard/inbox/"
     assert (
         api_client()
         .post("/v1/auth/login", {"email": "new@alpha.example", "password": "long-enough-1"}, format="json")
