@@ -1,5 +1,6 @@
 """How a bot's chat widget looks: its stored appearance settings (`BotProfile.widget`), their
-validation, and the public document the widget reads at start (`GET /v1/bot-profiles/{id}/widget-config`).
+validation, and the public document the widget reads at start (`GET /v1/bot-profiles/{id}/widget-config`:
+these settings and the bot's hand-off setting).
 
 A company sets these on the dashboard or through the API, without touching its site's code; the
 attributes of a `<minirag-widget>` element (or the `data-` attributes of its script tag) still win
@@ -164,8 +165,17 @@ def appearance(stored: dict[str, Any] | None) -> dict[str, Any]:
     return settings
 
 
+def widget_config(stored: dict[str, Any] | None, handoff: str) -> dict[str, Any]:
+    """The public widget-config document: the appearance in force, plus the bot's `handoff` setting
+    (bots/models.py `Handoff`). That one is set on the bot itself, not among these settings (no
+    attribute overrides it), but the widget must know it before any chat exists, to show its
+    "Talk to a person" control (or not)."""
+    return {**appearance(stored), "handoff": handoff}
+
+
 def appearance_etag(settings: dict[str, Any]) -> str:
-    """A strong validator of the widget-config document: the digest of its canonical JSON."""
+    """A strong validator of the widget-config document: the digest of its canonical JSON (every
+    field of it, so a changed `handoff` is a new version too)."""
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
 

@@ -41,6 +41,17 @@ class WidgetAppearanceSerializer(serializers.Serializer):
     powered_by = serializers.BooleanField(help_text='Whether a small "Powered by MiniRAG" line shows.')
 
 
+class WidgetConfigSerializer(WidgetAppearanceSerializer):
+    """The public `GET /v1/bot-profiles/{id}/widget-config` document: the appearance, and the bot's
+    hand-off setting, which the widget needs before any chat exists (bots/appearance.py)."""
+
+    handoff = serializers.ChoiceField(
+        choices=Handoff.choices,
+        help_text='The bot\'s hand-off setting (read-only here): off (no "Talk to a person"); on_request (the '
+        "visitor may ask); offered (also offered after a refused question or an answer rated not helpful).",
+    )
+
+
 OFFICE_HOURS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

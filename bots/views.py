@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bots import selectors, services
-from bots.appearance import appearance, appearance_etag
+from bots.appearance import appearance_etag, widget_config
 from bots.embed import bot_embed, public_base_url
 from bots.model_test import run_model_test
 from bots.models import BotProfile
@@ -30,7 +30,7 @@ from bots.serializers import (
     ModelTestSerializer,
     RetrievalTestInputSerializer,
     RetrievalTestSerializer,
-    WidgetAppearanceSerializer,
+    WidgetConfigSerializer,
 )
 from minirag.cors import ALLOWED_HEADERS, PREFLIGHT_MAX_AGE_SECONDS
 from minirag.errors import ForbiddenError, NotFoundError
@@ -176,7 +176,8 @@ def _widget_config_preflight(request: HttpRequest, bot_id: str) -> HttpResponse:
 
 
 class BotWidgetConfigView(TenantAPIView):
-    """`GET /v1/bot-profiles/{id}/widget-config`: the bot's widget appearance, for the widget.
+    """`GET /v1/bot-profiles/{id}/widget-config`: the bot's widget appearance and hand-off setting,
+    for the widget.
 
     Answers the bot's own widget (bot) token only: another bot's token gets 403, a tenant token or a
     dashboard session 403 (they read `widget` on `GET /v1/bot-profiles/{id}`), another tenant's or an
@@ -216,15 +217,16 @@ class BotWidgetConfigView(TenantAPIView):
             ),
         ],
         responses={
-            200: WidgetAppearanceSerializer,
+            200: WidgetConfigSerializer,
             304: OpenApiResponse(description="Not modified: the caller's copy (If-None-Match) is current."),
             **ERROR_RESPONSES,
         },
     )
     def get(self, request: Request, pk: str) -> Response:
         """The widget's appearance settings in force (title, accent colour, position, launcher icon or
-        avatar, welcome message, starter questions, language, "powered by"), for the bot's widget
-        token only. Attributes on the widget's element override them (docs/widget.md)."""
+        avatar, welcome message, starter questions, language, "powered by") and the bot's hand-off
+        setting (whether to offer "Talk to a person"), for the bot's widget token only. Attributes on
+        the widget's element override the appearance (docs/widget.md)."""
         principal = self.principal
         bot = selectors.bot_profile_get(tenant=self.tenant, bot_profile_id=pk)
         if not principal.is_bot_token:
@@ -235,7 +237,7 @@ class BotWidgetConfigView(TenantAPIView):
             raise ForbiddenError("This token can only read its own bot's widget-config.")
         if not bot.is_active:
             raise NotFoundError("Bot profile not found.")
-        data = WidgetAppearanceSerializer(appearance(bot.widget)).data
+        data = WidgetConfigSerializer(widget_config(bot.widget, bot.handoff)).data
         etag = appearance_etag(data)
         headers = {
             "ETag": etag,

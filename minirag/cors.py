@@ -1,8 +1,10 @@
 """CORS for the widget's routes, and only those.
 
 The widget runs on customer sites and calls the routes a bot token may use (views that declare
-`bot_token_actions`: the chat turn, reading its own chats, feedback). Every other route sends no
-CORS headers at all, so no other site's page can read a tenant's API responses in a browser.
+`bot_token_actions`: the chat turn, reading its own chats, feedback, and the visitor's side of a
+hand-off to a person — `handoff`, `release`, `typing` and the chat's `events` stream). Every other
+route sends no CORS headers at all, so no other site's page can read a tenant's API responses in a
+browser.
 
 Preflights (`OPTIONS` with `Access-Control-Request-Method`) carry no `Authorization` header by
 the CORS standard, so they cannot be checked against a token: they are answered for any origin
@@ -25,7 +27,9 @@ from django.utils.deprecation import MiddlewareMixin
 from tenants.authentication import Principal
 
 ALLOWED_METHODS = "GET, POST, PATCH"
-ALLOWED_HEADERS = "Authorization, Content-Type, Accept, X-MiniRAG-Visitor"
+# Last-Event-ID: a fetch() client resuming the chat's event stream may send it as a header (the
+# widget sends `?lastEventId=` instead, which needs no preflight entry).
+ALLOWED_HEADERS = "Authorization, Content-Type, Accept, X-MiniRAG-Visitor, Last-Event-ID"
 EXPOSED_HEADERS = "Retry-After, X-Total-Count"
 PREFLIGHT_MAX_AGE_SECONDS = 600
 WIDGET_ROUTE_FLAG = "_minirag_widget_route"

@@ -150,7 +150,7 @@ def test_the_bots_widget_token_reads_its_appearance_with_cache_headers(alpha: Te
     client = api_client(site_token(alpha), HTTP_ORIGIN=SHOP)
     response = client.get(config_url(alpha.bot))
     assert response.status_code == 200
-    assert response.json() == {**SETTINGS, "accent_color": "#0f766e"}
+    assert response.json() == {**SETTINGS, "accent_color": "#0f766e", "handoff": "off"}
     assert response["Cache-Control"] == "public, max-age=300"
     assert {"Origin", "Authorization"} <= {part.strip() for part in response["Vary"].split(",")}
     assert response["Access-Control-Allow-Origin"] == SHOP and "ETag" in response["Access-Control-Expose-Headers"]
@@ -171,13 +171,34 @@ def test_the_bots_widget_token_reads_its_appearance_with_cache_headers(alpha: Te
     assert changed.status_code == 200 and changed["ETag"] != etag and changed.json()["title"] == "New title"
 
 
-def test_it_holds_the_appearance_only(alpha: TenantWorld) -> None:
+def test_it_holds_the_appearance_and_the_handoff_setting_only(alpha: TenantWorld) -> None:
     response = api_client(alpha.tokens["bot"]).get(config_url(alpha.bot))
     assert response.status_code == 200
-    assert set(response.json()) == set(DEFAULTS)
+    assert set(response.json()) == {*DEFAULTS, "handoff"}
     text = response.content.decode()
     for secret in (alpha.bot.model, alpha.bot.system_prompt, str(alpha.tenant.pk), alpha.bot.name):
         assert secret not in text
+
+
+@pytest.mark.parametrize("mode", ["on_request", "offered", "off"])
+def test_it_tells_the_widget_the_bots_handoff_setting_as_a_new_version(alpha: TenantWorld, mode: str) -> None:
+    client = api_client(site_token(alpha), HTTP_ORIGIN=SHOP)
+    before = client.get(config_url(alpha.bot))
+    assert before.json()["handoff"] == "off"
+    changed = alpha.client("admin").patch(f"/v1/bot-profiles/{alpha.bot.pk}", {"handoff": mode}, format="json")
+    assert changed.status_code == 200, changed.content
+    after = client.get(config_url(alpha.bot), HTTP_IF_NONE_MATCH=before["ETag"])
+    if mode == "off":  # no change: the copy the widget holds is still current
+        assert after.status_code == 304 and after["ETag"] == before["ETag"]
+        return
+    assert after.status_code == 200 and after["ETag"] != before["ETag"]
+    assert after.json() == {**before.json(), "handoff": mode}
+    assert client.get(config_url(alpha.bot), HTTP_IF_NONE_MATCH=after["ETag"]).status_code == 304
+    # It is the bot's setting, not an appearance setting: the bot's `widget` neither shows nor takes it.
+    bot = alpha.client("member").get(f"/v1/bot-profiles/{alpha.bot.pk}").json()
+    assert bot["handoff"] == mode and "handoff" not in bot["widget"]
+    refused = patch_widget(alpha, {"handoff": "off"})
+    assert refused.status_code == 422 and "handoff" in refused.json()["detail"]
 
 
 def test_tenant_tokens_and_other_bots_tokens_are_refused(alpha: TenantWorld, beta: TenantWorld) -> None:
@@ -259,6 +280,8 @@ def test_the_route_is_in_the_openapi_schema(db: Any) -> None:
     assert operation["operationId"] == "bot_profiles_widget_config"
     assert {"200", "304", "403", "404"} <= set(operation["responses"])
     assert "ETag" in operation["responses"]["200"]["headers"]
+    document = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert set(schema["components"]["schemas"][document]["properties"]) == {*DEFAULTS, "handoff"}
     bot = schema["components"]["schemas"]["BotProfile"]["properties"]
     assert "widget" in bot
 

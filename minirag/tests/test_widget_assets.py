@@ -29,9 +29,11 @@ def test_the_widget_is_a_small_dependency_free_script() -> None:
     assert len(source.encode()) <= 40_000, "the widget script must stay within 40 KB uncompressed"
     assert len(gzip.compress(source.encode())) <= 14_000
     extra = WIDGET_EXTRA.read_text(encoding="utf-8")
-    # The second file is loaded once a visitor opens the chat; together they stay small too.
-    assert len(extra.encode()) <= 30_000, "the widget's second file must stay within 30 KB uncompressed"
-    assert len(source.encode()) + len(extra.encode()) <= 64_000
+    # The second file (the conversation, talking to a person, the other languages) is loaded once a
+    # visitor opens the chat; together they stay small too.
+    assert len(extra.encode()) <= 40_000, "the widget's second file must stay within 40 KB uncompressed"
+    assert len(gzip.compress(extra.encode())) <= 14_000
+    assert len(source.encode()) + len(extra.encode()) <= 76_000
     for text in (source, extra):
         for dependency in FORBIDDEN:
             assert dependency not in text, dependency

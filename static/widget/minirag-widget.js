@@ -16,8 +16,8 @@
 
   // UI text: one "|"-separated line per language, in the order of TEXT_KEYS; English here, the
   // others in the second file.
-  var TEXT_KEYS = "title open close newChat send stop placeholder input typing sources relevance helpful unhelpful retry stopped loading jump offline failed feedbackFailed wait messages notConfigured you assistant source unavailable notAllowed busy poweredBy".split(" ");
-  var EN = "Ask us|Open chat|Close chat|New conversation|Send|Stop answering|Ask a question…|Your question|Assistant is typing|Sources|relevance|Helpful|Not helpful|Retry|Stopped.|Loading the conversation…|New messages|Can't reach the assistant. Check your connection and try again.|Something went wrong. Please try again.|Your rating could not be saved.|Too many messages. Please wait {n} seconds and try again.|Conversation|This chat is not set up yet.|You|Assistant|Source|The assistant is unavailable right now. Please try again later.|This chat isn't available on this website.|Too many messages. Please wait a moment and try again.|Powered by MiniRAG";
+  var TEXT_KEYS = "title open close newChat send stop placeholder input typing sources relevance helpful unhelpful retry stopped loading jump offline failed feedbackFailed wait messages notConfigured you assistant source unavailable notAllowed busy poweredBy person toBot waiting joining chatting backWithBot isTyping leaveAt leaveSoon later email badEmail emailSaved writeFirst team noPerson".split(" ");
+  var EN = "Ask us|Open chat|Close chat|New conversation|Send|Stop answering|Ask a question…|Your question|Assistant is typing|Sources|relevance|Helpful|Not helpful|Retry|Stopped.|Loading the conversation…|New messages|Can't reach the assistant. Check your connection and try again.|Something went wrong. Please try again.|Your rating could not be saved.|Too many messages. Please wait {n} seconds and try again.|Conversation|This chat is not set up yet.|You|Assistant|Source|The assistant is unavailable right now. Please try again later.|This chat isn't available on this website.|Too many messages. Please wait a moment and try again.|Powered by MiniRAG|Talk to a person|Back to the assistant|Waiting for a person…|A person will join shortly.|You're chatting with {name}|You're back with the assistant.|{name} is typing…|Nobody is available right now. Leave your email and we'll answer there when we're back ({time}).|Nobody is available right now. Leave your email and we'll answer there as soon as someone is back.|Nobody is available right now. We'll answer as soon as someone is back.|Your email|Please enter a valid email address.|Thanks! We'll answer at {email}.|Write your question below: a person will read it.|Support|Talking to a person isn't available right now.";
 
   function texts(lang) {
     var en = EN.split("|"), values = ((EXTRA && EXTRA.strings[lang]) || EN).split("|"), t = {};
@@ -113,7 +113,15 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .typing i:nth-child(2){animation-delay:.2s}.typing i:nth-child(3){animation-delay:.4s}
 @keyframes blink{0%,80%,100%{opacity:.3}40%{opacity:1}}.chips{display:flex;flex-wrap:wrap;gap:6px}
 .chip{border:1px solid var(--a);color:var(--a);border-radius:999px;padding:6px 12px;font-size:14px;background:var(--bg);text-align:left}
-.chip:hover{background:color-mix(in srgb,var(--a) 8%,transparent)}.status{color:var(--mu);font-size:14px;align-self:center}
+.chip:hover{background:color-mix(in srgb,var(--a) 8%,transparent)}.status{color:var(--mu);font-size:14px;align-self:center;text-align:center}
+.message.operator{align-self:flex-start;background:var(--bg);border:1px solid var(--bd);border-left:3px solid var(--a);border-bottom-left-radius:4px}
+.who{font-size:12px;font-weight:600;color:var(--mu);margin-bottom:2px}.offer{display:block;margin-top:8px}
+.bar{display:flex;align-items:center;justify-content:space-between;gap:8px;padding:6px 14px;border-top:1px solid var(--bd);font-size:13px;color:var(--mu)}
+.link{color:var(--a);font-weight:600;text-decoration:underline;font-size:13px;text-align:left}
+.card{align-self:stretch;border:1px solid var(--bd);border-radius:12px;padding:10px 14px;font-size:14px;display:flex;flex-direction:column;gap:6px}
+.card p{margin:0}.card div{display:flex;gap:8px}.card [role=alert]{color:#8a1c1c;font-size:13px}
+.card input{flex:1;min-width:0;font:inherit;color:var(--tx);background:var(--bg);border:1px solid var(--bd);border-radius:8px;padding:6px 10px;margin:0}
+.card input:focus-visible{outline:2px solid var(--a);outline-offset:1px}.card input[aria-invalid=true]{border-color:#8a1c1c}
 .jump{position:absolute;left:50%;transform:translateX(-50%);bottom:84px;background:var(--tx);color:var(--bg);border-radius:999px;padding:6px 12px;font-size:13px;display:flex;gap:4px;align-items:center;box-shadow:0 4px 12px rgba(0,0,0,.2)}
 .jump svg{width:14px;height:14px}
 .composer{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid var(--bd);background:var(--bg)}
@@ -214,7 +222,8 @@ textarea::placeholder{color:var(--mu);opacity:1}
     // Built once the bot's stored appearance is read (or could not be, or took over 3 s), so it
     // shows in its colours and language from the start.
     connectedCallback() {
-      if (this._cfg) return;
+      // Moved in the page: the chat's live events (second file) resume where they stopped.
+      if (this._cfg) { if (this._follow) this._follow(); return; }
       var self = this, started = false;
       this._cfg = {};
       this.botId = (this.getAttribute("bot-id") || "").trim();
@@ -252,6 +261,9 @@ textarea::placeholder{color:var(--mu);opacity:1}
           });
       stored.then(function () { return self._lang() === "en" ? 0 : loadExtra(self.api); }).then(start);
     }
+
+    // Taken out of the page: no live events for a widget nobody sees.
+    disconnectedCallback() { if (this._unfollow) this._unfollow(); }
 
     // A stored setting, unless the element's attribute of the same name says otherwise.
     _opt(name) {
@@ -365,7 +377,10 @@ textarea::placeholder{color:var(--mu);opacity:1}
           self.ask(self._input.value);
         }
       });
-      this._input.addEventListener("input", function () { self._grow(); });
+      this._input.addEventListener("input", function () {
+        self._grow();
+        if (self._typed) self._typed(); // tells a person who handles the chat (second file)
+      });
       dialog.addEventListener("keydown", function (event) { self._onKey(event); });
       // A preview (the dashboard's) shows the look only: nothing to send, nothing to complain about.
       var preview = this.hasAttribute("preview");
@@ -423,13 +438,17 @@ textarea::placeholder{color:var(--mu);opacity:1}
     get isOpen() { return !this._dialog.hidden; }
 
     open() {
+      var self = this;
       if (!this._root || this.isOpen) return;
       this._dialog.hidden = false;
       this._root.classList.add("is-open");
       this._launcher.setAttribute("aria-expanded", "true");
       this._launcher.setAttribute("aria-label", this.t.close);
       store.set("sessionStorage", this.key + ":open", "1");
-      if (this.token && !this.hasAttribute("preview")) loadExtra(this.api); // ready before a question is typed
+      // Ready before a question is typed; it adds "Talk to a person" when the bot offers it.
+      if (this.token && !this.hasAttribute("preview")) {
+        loadExtra(this.api).then(function () { if (self._person) self._person(); });
+      }
       if (!this._started) {
         this._started = true;
         this._restore();
@@ -459,7 +478,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       }
       if (event.key !== "Tab") return;
       var focusable = Array.prototype.filter.call(
-        this._dialog.querySelectorAll("button,a[href],textarea,summary,[tabindex='0']"),
+        this._dialog.querySelectorAll("button,a[href],input,textarea,summary,[tabindex='0']"),
         function (node) { return !node.disabled && node.getClientRects().length > 0; }
       );
       if (!focusable.length) return;
@@ -589,6 +608,7 @@ textarea::placeholder{color:var(--mu);opacity:1}
       this.chatId = null;
       this._save();
       this._log.textContent = "";
+      if (this._reset) this._reset(); // a new chat has the bot: no person, no live events
       this._started = true;
       this._welcome();
       if (this.isOpen) this._input.focus();

@@ -108,6 +108,40 @@ def test_answers_are_readable_only_by_an_allowed_origin_of_a_bot_token(alpha: Te
     assert tenant.status_code == 200 and "Access-Control-Allow-Origin" not in tenant
 
 
+@pytest.mark.parametrize("action", ["handoff", "release", "typing", "events"])
+def test_the_visitors_handoff_routes_answer_cors_per_token(alpha: TenantWorld, client, action: str) -> None:
+    response = alpha.client("admin").patch(f"/v1/bot-profiles/{alpha.bot.pk}", {"handoff": "on_request"}, format="json")
+    assert response.status_code == 200
+    raw = bot_token(alpha, [SHOP])
+    visitor = {"HTTP_X_MINIRAG_VISITOR": "visitor-1"}
+    chat_id = ask(raw, alpha, HTTP_ORIGIN=SHOP, **visitor).json()["chat_id"]
+    path = f"/v1/chat/{chat_id}/{action}"
+    method = "GET" if action == "events" else "POST"
+    preflight = client.options(
+        path,
+        HTTP_ORIGIN=SHOP,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD=method,
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, x-minirag-visitor, last-event-id",
+    )
+    assert preflight.status_code == 204 and preflight["Access-Control-Allow-Origin"] == SHOP
+    assert method in preflight["Access-Control-Allow-Methods"]
+    assert {"authorization", "x-minirag-visitor", "last-event-id"} <= {
+        header.strip().lower() for header in preflight["Access-Control-Allow-Headers"].split(",")
+    }
+
+    def call(raw_token: str, origin: str):
+        widget = api_client(raw_token, HTTP_ORIGIN=origin, **visitor)
+        return widget.get(path) if method == "GET" else widget.post(path, {}, format="json")
+
+    allowed = call(raw, SHOP)
+    assert allowed.status_code < 300 and allowed["Access-Control-Allow-Origin"] == SHOP
+    refused = call(raw, "https://evil.example")
+    assert refused.status_code == 403 and refused["Access-Control-Allow-Origin"] == "https://evil.example"
+    # The tenant's staff use these routes from the dashboard, never from another site: no CORS.
+    staff = api_client(alpha.tokens["owner"], HTTP_ORIGIN=SHOP).post(f"/v1/chat/{chat_id}/takeover")
+    assert staff.status_code == 200 and "Access-Control-Allow-Origin" not in staff
+
+
 # --- Changing a bot token ---------------------------------------------------------------------
 
 
