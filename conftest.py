@@ -27,7 +27,8 @@ from minirag.vectorstore import close_vector_store
 from providers import budgets
 from providers.endpoints import encrypt_credentials
 from providers.models import Connection, ConnectionGrant
-from sources.models import Source
+from sources.curated import curated_answer_create
+from sources.models import CuratedAnswer, Source
 from sources.services import source_create, source_ingest_request, source_upload
 from tenants.authentication import Principal
 from tenants.models import ApiToken, Role, Tenant, User
@@ -99,6 +100,7 @@ class TenantWorld:
     bot: BotProfile
     text_source: Source | None = None
     upload_source: Source | None = None
+    curated_answer: CuratedAnswer | None = None
     webhook: Webhook | None = None
     connection: Connection | None = None  # a named connection the platform granted this tenant
     tokens: dict[str, str] = field(default_factory=dict)  # role or "bot" → raw token
@@ -126,6 +128,16 @@ def build_world(slug: str) -> TenantWorld:
         # Nothing listens there: its deliveries fail and wait for a retry, filling the delivery log.
         world.webhook, _ = webhook_create(
             tenant=tenant, url=f"http://127.0.0.1:9/{slug}-hooks", events=list(SUBSCRIBABLE_EVENTS)
+        )
+        # A curated answer (a `qa` source), on a subject no test asks about; the oldest source, so
+        # that the newest is an ordinary one. Like the upload below, its ingestion is queued when
+        # the transaction commits: never, inside a test's transaction.
+        world.curated_answer = curated_answer_create(
+            tenant=tenant,
+            bot_profile=bot,
+            question=f"Do {slug} gift cards expire?",
+            answer=f"{slug.title()} gift cards never expire.",
+            created_by_name=owner.email,
         )
         world.text_source = source_create(
             tenant=tenant,

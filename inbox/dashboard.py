@@ -34,6 +34,7 @@ from inbox import services
 from inbox.selectors import InboxFilters, inbox_chats, user_may_operate
 from inbox.serializers import ReplyInputSerializer
 from inbox.views import NOT_AN_OPERATOR
+from minirag.dashboard.access import can_use_dashboard
 from minirag.dashboard.views import chosen_tenant
 from minirag.errors import ApplicationError
 from minirag.lookups import parse_uuid
@@ -91,6 +92,9 @@ def _transcript_context(tenant: Tenant, chat: Chat, can_answer: bool, request: H
         "chat": chat,
         "chat_messages": list(chat_selectors.chat_messages(chat=chat)),
         "can_answer": can_answer,
+        # Curated answers are written on their own dashboard page, which members who only answer
+        # visitors cannot open.
+        "can_teach": can_use_dashboard(request.user),
         "is_mine": chat.assigned_to_id == request.user.pk,
     }
 

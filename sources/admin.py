@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -191,9 +191,10 @@ def megabytes(size: int) -> str:
 
 
 def chosen_kind(request: HttpRequest) -> str | None:
-    """The kind of source the add form is for (`?source_type=`, then the form's own hidden field)."""
+    """The kind of source the add form is for (`?source_type=`, then the form's own hidden field).
+    Curated answers are not among them: they have pages of their own (sources/curated_admin.py)."""
     kind = request.POST.get("source_type") or request.GET.get("source_type")
-    return kind if kind in SourceType.values else None
+    return kind if kind in KIND_FIELDS else None
 
 
 class BotChoiceField(forms.ModelChoiceField):
@@ -381,6 +382,7 @@ class SourceAdmin(TenantModelAdmin):
     list_select_related = ["tenant", "bot_profile", "parent"]
     readonly_fields = [
         "id",
+        "curated_answer",
         "source_type",
         "bot_profile",
         "parent",
@@ -449,6 +451,7 @@ class SourceAdmin(TenantModelAdmin):
             SourceType.SITEMAP: ["url", "max_pages", "path_prefix"],
             SourceType.CRAWL: ["url", "max_pages", "max_depth", "path_prefix"],
             SourceType.NYXCORE: ["url", "api_token", "search_limit"],
+            SourceType.QA: ["curated_answer"],
         }[SourceType(obj.source_type)]
         if obj.is_group:
             what = ["config_summary"]
@@ -461,7 +464,12 @@ class SourceAdmin(TenantModelAdmin):
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Source | None = None) -> list[str]:
-        return list(super().get_readonly_fields(request, obj)) if obj is not None else []
+        if obj is None:
+            return []
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj.source_type == SourceType.QA:  # its question names it; it is always mandatory
+            readonly += ["name", "authority"]
+        return readonly
 
     def get_inlines(self, request: HttpRequest, obj: Source | None) -> list[type]:
         if obj is None:
@@ -492,6 +500,17 @@ class SourceAdmin(TenantModelAdmin):
     def error(self, source: Source) -> str:
         message = Truncator(source.error_message).chars(120) if source.error_message else ""
         return format_html('<span data-source-error="{}">{}</span>', source.pk, message)
+
+    @admin.display(description="Curated answer")
+    def curated_answer(self, source: Source) -> str:
+        """A curated answer's question and answer are changed together, on its own page."""
+        question, answer = source.config.get("question", ""), Truncator(source.content).chars(300)
+        if not source.is_active:  # no longer one of the bot's curated answers until activated again
+            return format_html("<strong>{}</strong><br>{}", question, answer)
+        url = reverse("admin:sources_curatedanswer_change", args=[source.pk])
+        return format_html(
+            '<strong>{}</strong><br>{}<br><a href="{}">Change the question or the answer</a>', question, answer, url
+        )
 
     @admin.display(description="Settings")
     def config_summary(self, source: Source) -> str:
@@ -572,3 +591,7 @@ class ChunkAdmin(TenantModelAdmin):
     list_select_related = ["tenant", "source"]
     fields = ["id", "tenant", "source", "document", "chunk_index", "content", "content_hash", "embedding_model"]
     readonly_fields = fields
+
+
+# The curated answers' pages, in a module of their own (this one is long enough); it uses the helpers above.
+from sources import curated_admin  # noqa: E402, F401

@@ -245,12 +245,14 @@ def run_ingestion(*, tenant: Tenant, source_id: Any, attempt: int = 1) -> RunOut
     source, run_id = claimed
     try:
         report = _ingest(tenant, source, run_id)
-    except StaleRunError:
-        source.refresh_from_db()
-        if not source.is_active:  # deleted while running: take back anything this run indexed
-            remove_source_vectors(tenant_id=tenant.pk, source_ids=[source.pk])
-        return RunOutcome("stale", "the source was taken over or deleted during the run")
     except Exception as exc:  # noqa: BLE001 - every failure ends in a recorded state
+        if not Source.objects.filter(pk=source.pk, is_active=True).exists():
+            # Deleted while running — deactivated, or its row gone (a curated answer is deleted,
+            # not deactivated), whatever that made fail: take back anything this run indexed.
+            remove_source_vectors(tenant_id=tenant.pk, source_ids=[source.pk])
+            return RunOutcome("stale", "the source was deleted during the run")
+        if isinstance(exc, StaleRunError):
+            return RunOutcome("stale", "the source was taken over by another run")
         return _handle_failure(tenant, source, run_id, attempt, exc)
     return RunOutcome("ready", f"{report.chunks} chunks ({report.embedded} embedded, {report.reused} reused)")
 

@@ -1,4 +1,4 @@
-"""Step 1 of ingestion: get the text of a source (text, uploaded file, or web page).
+"""Step 1 of ingestion: get the text of a source (text, uploaded file, web page, curated answer).
 
 Each loader returns `LoadedDocument`s of normalized text; failures are `ExtractionError`
 (permanent: the content itself is the problem) or `FetchError` (which says if it is transient).
@@ -41,6 +41,8 @@ def load_documents(source: Source, *, on_ocr_progress: OcrProgress | None = None
         return [_load_upload(source, on_ocr_progress)]
     if source.source_type == SourceType.URL:
         return [load_url(source.config["url"], on_ocr_progress=on_ocr_progress)]
+    if source.source_type == SourceType.QA:
+        return [_load_curated_answer(source)]
     raise ExtractionError(f"Sources of type {source.source_type} have no documents of their own.")
 
 
@@ -49,6 +51,18 @@ def _load_text(source: Source) -> LoadedDocument:
     if not text:
         raise ExtractionError("The source's text is empty.")
     return LoadedDocument(text=text, title=source.name, mime_type="text/plain")
+
+
+def _load_curated_answer(source: Source) -> LoadedDocument:
+    """A curated answer as a one-section Markdown text: the question as its heading, the answer as
+    its body. Chunking starts every chunk of a section with its heading (sources/sections.py), so
+    each chunk of the answer carries the question for dense and lexical search alike, and a model
+    quoting the context quotes the answer under it (the extractive one never quotes a heading)."""
+    question = normalize_text(" ".join(str(source.config.get("question", "")).split()))
+    answer = normalize_text(source.content)
+    if not question or not answer:
+        raise ExtractionError("The curated answer has no question or no answer.")
+    return LoadedDocument(text=f"# {question}\n\n{answer}", title=question, mime_type="text/markdown")
 
 
 def _load_upload(source: Source, on_ocr_progress: OcrProgress | None) -> LoadedDocument:

@@ -1,9 +1,10 @@
 """Knowledge sources, the documents they yield, and the chunks that are embedded and indexed.
 
 A `Source` is what a tenant points a bot at: a text, an uploaded file, a URL, a sitemap or a crawl
-root (whose discovered pages become child URL sources), a batch group, or an external search
-service. Ingestion turns a source into `Document`s and `Chunk`s; each chunk's id is also its
-point id in Qdrant and is derived from its content, so re-ingesting is a diff.
+root (whose discovered pages become child URL sources), a batch group, an external search
+service, or a curated answer (a question and the answer an operator wrote for it). Ingestion turns
+a source into `Document`s and `Chunk`s; each chunk's id is also its point id in Qdrant and is
+derived from its content, so re-ingesting is a diff.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from tenants.tenancy import TenantOwnedModel
+from tenants.tenancy import TenantOwnedModel, TenantScopedManager
 
 
 class SourceType(models.TextChoices):
@@ -23,6 +24,7 @@ class SourceType(models.TextChoices):
     SITEMAP = "sitemap", "Sitemap"
     CRAWL = "crawl", "Site crawl"
     NYXCORE = "nyxcore", "External search (nyxcore)"
+    QA = "qa", "Curated answer"
 
 
 class SourceStatus(models.TextChoices):
@@ -114,6 +116,54 @@ class Source(TenantOwnedModel):
     @property
     def is_in_flight(self) -> bool:
         return self.status in IN_FLIGHT_STATUSES
+
+
+class _CuratedAnswers:
+    """Only the sources that are curated answers (mixed into both managers of the proxy below)."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(source_type=SourceType.QA)  # type: ignore[misc]
+
+
+class CuratedAnswerManager(_CuratedAnswers, TenantScopedManager):
+    pass
+
+
+class AllTenantsCuratedAnswerManager(_CuratedAnswers, models.Manager):
+    pass
+
+
+class CuratedAnswer(Source):
+    """A curated answer: the answer an operator wrote for a question (usually one a bot refused or
+    answered wrongly), kept as a `qa` source of the bot with `mandatory` authority, so that it is
+    searched and cited like any other source and binds the bot's answers (sources/curated.py).
+
+    The question is `config["question"]` (with `config["message_id"]`, the answer it corrects, and
+    `config["created_by_name"]`); the answer is `content`; the source's name is the question."""
+
+    objects = CuratedAnswerManager()
+    all_tenants = AllTenantsCuratedAnswerManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["-created_at"]
+        verbose_name = "curated answer"
+
+    @property
+    def question(self) -> str:
+        return str((self.config or {}).get("question", ""))
+
+    @property
+    def answer(self) -> str:
+        return self.content
+
+    @property
+    def message_id(self) -> str | None:
+        return (self.config or {}).get("message_id")
+
+    @property
+    def created_by_name(self) -> str | None:
+        return (self.config or {}).get("created_by_name") or None
 
 
 class SourceFile(TenantOwnedModel):

@@ -7,7 +7,8 @@ from typing import Any
 from rest_framework import serializers
 
 from minirag.serializer_fields import OptionalBooleanField, StrictCharField
-from sources.models import Authority, RefreshSchedule, Source, SourceType
+from sources.curated import ANSWER_MAX_CHARS, QUESTION_MAX_CHARS
+from sources.models import Authority, CuratedAnswer, RefreshSchedule, Source, SourceType
 from sources.selectors import aggregate_status
 from sources.services import source_secrets
 
@@ -137,3 +138,49 @@ class IngestAcceptedSerializer(serializers.Serializer):
 
 class IngestChildrenAcceptedSerializer(IngestAcceptedSerializer):
     enqueued = serializers.IntegerField()
+
+
+class CuratedAnswerSerializer(serializers.ModelSerializer):
+    """A curated answer as the API shows it. Its row is the bot's `qa` source `source_id` (the same
+    id), so it is also listed, with its ingestion status, among the bot's sources."""
+
+    tenant_id = serializers.UUIDField(read_only=True)
+    bot_profile_id = serializers.UUIDField(read_only=True)
+    question = serializers.CharField(read_only=True)
+    answer = serializers.CharField(read_only=True)
+    message_id = serializers.UUIDField(read_only=True, allow_null=True)
+    source_id = serializers.UUIDField(source="pk", read_only=True)
+    created_by_name = serializers.CharField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CuratedAnswer
+        fields = [
+            "id",
+            "tenant_id",
+            "bot_profile_id",
+            "question",
+            "answer",
+            "message_id",
+            "source_id",
+            "status",
+            "error_message",
+            "created_at",
+            "updated_at",
+            "created_by_name",
+        ]
+        read_only_fields = fields
+
+
+class CuratedAnswerCreateInputSerializer(serializers.Serializer):
+    """With `message_id` (an answer of the bot), the question defaults to the message the visitor
+    sent before it, and the bot to the chat's."""
+
+    bot_profile_id = serializers.UUIDField(required=False, allow_null=True)
+    question = StrictCharField(required=False, max_length=QUESTION_MAX_CHARS)
+    answer = StrictCharField(max_length=ANSWER_MAX_CHARS)
+    message_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class CuratedAnswerUpdateInputSerializer(serializers.Serializer):
+    question = StrictCharField(required=False, max_length=QUESTION_MAX_CHARS)
+    answer = StrictCharField(required=False, max_length=ANSWER_MAX_CHARS)

@@ -202,6 +202,8 @@ def source_create(
 ) -> Source:
     if source_type == SourceType.UPLOAD:
         raise InvalidInputError.for_field("source_type", "Upload files with POST /v1/sources/upload.")
+    if source_type == SourceType.QA:
+        raise InvalidInputError.for_field("source_type", "Write curated answers with POST /v1/curated-answers.")
     _validate_parent(bot_profile, parent)
     public, secrets = validate_config(source_type, config, is_group=is_group, resolve_urls=resolve_urls)
     schedule = refresh_schedule or RefreshSchedule.NONE
@@ -312,17 +314,23 @@ def source_upload(
         data=data,
     )
     if ingest:
-        # After commit, so that the worker finds the source and its file. Robust: the upload is
-        # stored by then, so a failure to queue is logged (the source stays as it is), never a 500.
-        tenant_id, source_id = tenant.pk, source.pk
-        transaction.on_commit(lambda: _queue_uploaded_file(tenant_id=tenant_id, source_id=source_id), robust=True)
+        # After commit, so that the worker finds the source and its file.
+        queue_ingestion_on_commit(source)
     return source
 
 
-def _queue_uploaded_file(*, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
-    """Queue a just-uploaded file's ingestion (runs after the upload commits). Unlike
+def queue_ingestion_on_commit(source: Source) -> None:
+    """Queue the ingestion of a `pending` source once the current transaction commits (a file
+    just uploaded, a curated answer just written). Robust: what the caller saved is stored by
+    then, so a failure to queue is logged (the source stays as it is), never a 500."""
+    tenant_id, source_id = source.tenant_id, source.pk
+    transaction.on_commit(lambda: _queue_pending_source(tenant_id=tenant_id, source_id=source_id), robust=True)
+
+
+def _queue_pending_source(*, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
+    """Queue a just-saved source's ingestion (runs after the save commits). Unlike
     `source_ingest_request` it never answers 503 and never puts the source back to `pending`:
-    the file is stored and the upload accepted, so a broker outage only delays the work — the
+    the source is stored and the request accepted, so a broker outage only delays the work — the
     source stays `queued` and the reaper sends it again once it has waited
     INGEST_STALE_AFTER_SECONDS, as for any message that never reached a worker."""
     from sources.tasks import ingest_source  # the tasks module imports the services
@@ -338,7 +346,7 @@ def _queue_uploaded_file(*, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
         try:
             dispatch(ingest_source, tenant_id=str(tenant_id), source_id=str(source_id), attempt=1)
         except QueueUnavailableError:
-            logger.warning("Could not queue the ingestion of upload %s; the reaper will send it.", source_id)
+            logger.warning("Could not queue the ingestion of source %s; the reaper will send it.", source_id)
 
 
 def safe_filename(name: str | None) -> str:
@@ -379,7 +387,16 @@ def source_update(
     authority: str = UNSET,
 ) -> Source:
     """Partial update. Changes to what is indexed (content, config) take effect at the next
-    ingestion; names and authority reach the index at once; deactivating removes the vectors."""
+    ingestion; names and authority reach the index at once; deactivating removes the vectors.
+    A curated answer's question, answer, name and authority are changed as a curated answer
+    (sources/curated.py), which keeps them together and re-ingests it."""
+    if source.source_type == SourceType.QA:
+        managed = {"name": name, "config": config, "content": content, "authority": authority}
+        for field, value in managed.items():
+            if value is not UNSET:
+                raise InvalidInputError.for_field(
+                    field, f"A curated answer's {field} is changed with PATCH /v1/curated-answers/{source.pk}."
+                )
     if (content is not UNSET or config is not UNSET) and source.is_in_flight:
         raise ConflictError("The source is being ingested; change its content or config when it is done.")
     if config is not UNSET:
@@ -411,12 +428,13 @@ def source_update(
     source.save()
     if name is not UNSET or authority is not UNSET:
         payload = {"source_name": source.name, "authority": source.authority}
-        transaction.on_commit(lambda: _set_payload_everywhere(source, payload))
+        transaction.on_commit(lambda: set_indexed_payload(source, payload))
     publish_source_event(source)
     return source
 
 
-def _set_payload_everywhere(source: Source, payload: dict[str, Any]) -> None:
+def set_indexed_payload(source: Source, payload: dict[str, Any]) -> None:
+    """Write `payload` into every indexed point of `source`, in every collection (no re-embedding)."""
     store = get_vector_store()
     for collection in store.collections():
         store.set_payload(collection, payload, tenant_id=source.tenant_id, source_ids=[source.id])

@@ -2,9 +2,10 @@
 
 from rest_framework.routers import SimpleRouter
 
-from sources.views import SourceViewSet
+from sources.views import CuratedAnswerViewSet, SourceViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("sources", SourceViewSet, basename="source")
+router.register("curated-answers", CuratedAnswerViewSet, basename="curated-answer")
 
 urlpatterns = router.urls

@@ -1,4 +1,5 @@
-"""HTTP API for sources: CRUD, batch, upload, ingestion triggers and live progress events."""
+"""HTTP API for sources: CRUD, batch, upload, ingestion triggers and live progress events; and
+curated answers, the sources operators write to teach a bot the right answer."""
 
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bots.selectors import bot_profile_reference
-from minirag.errors import PayloadTooLargeError
+from inbox.selectors import may_operate
+from minirag.errors import ForbiddenError, InvalidInputError, PayloadTooLargeError
 from minirag.lookups import uuid_query_param
 from minirag.negotiation import EventStreamNegotiation
 from minirag.openapi import ERROR_RESPONSES, event_stream
-from sources import selectors, services
+from sources import curated, selectors, services
 from sources.events import SOURCE_EVENT, progress_snapshot, source_channel, tenant_sources_channel
-from sources.models import Source
+from sources.models import CuratedAnswer, Source
 from sources.serializers import (
+    CuratedAnswerCreateInputSerializer,
+    CuratedAnswerSerializer,
+    CuratedAnswerUpdateInputSerializer,
     IngestAcceptedSerializer,
     IngestChildrenAcceptedSerializer,
     SourceBatchInputSerializer,
@@ -223,6 +228,92 @@ class SourceViewSet(TenantViewSet):
 
     def _reloaded(self, source: Source) -> Source:
         return selectors.source_get(tenant=self.tenant, source_id=source.pk)
+
+
+NOT_AN_OPERATOR = (
+    "Only owners and admins write curated answers, and members while the workspace lets members read every chat."
+)
+
+
+class CuratedAnswerViewSet(TenantViewSet):
+    """Curated answers: the right answer to a question, written by the workspace's operators (owners
+    and admins; members too while the workspace lets members read every chat), stored and ingested
+    as a mandatory `qa` source of the bot. Any role reads them, as it reads sources."""
+
+    serializer_class = CuratedAnswerSerializer
+    queryset = CuratedAnswer.objects.all()  # for the schema's model; requests use the selectors
+    input_serializer_classes = {
+        "create": CuratedAnswerCreateInputSerializer,
+        "partial_update": CuratedAnswerUpdateInputSerializer,
+    }
+    # Members may pass the role check; whether they are operators is checked by `_require_operator`.
+    minimum_roles = {"create": Role.MEMBER, "partial_update": Role.MEMBER, "destroy": Role.MEMBER}
+
+    def get_queryset(self) -> Any:
+        return curated.curated_answer_list(
+            tenant=self.tenant, bot_profile_id=uuid_query_param(self.request, "bot_profile_id")
+        )
+
+    def get_object(self) -> CuratedAnswer:
+        return curated.curated_answer_get(tenant=self.tenant, curated_answer_id=self.kwargs["pk"])
+
+    def _require_operator(self) -> None:
+        # The people who may answer visitors in the bot's place (inbox/selectors.py) teach it too.
+        if not may_operate(self.principal):
+            raise ForbiddenError(NOT_AN_OPERATOR)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("bot_profile_id", OpenApiTypes.UUID, description="Only this bot's answers.")],
+        responses={200: CuratedAnswerSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def list(self, request: Request) -> Response:
+        return self.paginated(self.get_queryset())
+
+    @extend_schema(responses={200: CuratedAnswerSerializer, **ERROR_RESPONSES})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(CuratedAnswerSerializer(self.get_object()).data)
+
+    @extend_schema(responses={201: CuratedAnswerSerializer, **ERROR_RESPONSES})
+    def create(self, request: Request) -> Response:
+        """Teach the bot: `answer` to `question`, for `bot_profile_id`. From one of the bot's answers
+        (`message_id`), the bot and the question default to that chat's bot and the visitor's message
+        before the answer. Ingested at once (`status` moves to `ready`, as for any source)."""
+        self._require_operator()
+        data = self.validated_input()
+        bot_id = data.get("bot_profile_id")
+        bot = bot_profile_reference(tenant=self.tenant, bot_profile_id=bot_id) if bot_id is not None else None
+        message = None
+        if data.get("message_id") is not None:
+            message = curated.answered_message_get(principal=self.principal, message_id=data["message_id"])
+            bot = bot or message.chat.bot_profile
+        if bot is None:
+            raise InvalidInputError.for_field("bot_profile_id", "Name the bot, or the message it answered.")
+        question = data.get("question") or (curated.question_before(message) if message is not None else "")
+        user = self.principal.user
+        answer = curated.curated_answer_create(
+            tenant=self.tenant,
+            bot_profile=bot,
+            question=question,
+            answer=data["answer"],
+            message=message,
+            created_by_name=user.display_name or user.email,
+        )
+        # As it stands once committed: its ingestion is queued by then (or done, in-process).
+        answer = curated.curated_answer_get(tenant=self.tenant, curated_answer_id=answer.pk)
+        return Response(CuratedAnswerSerializer(answer).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: CuratedAnswerSerializer, **ERROR_RESPONSES})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change the question or the answer; it is ingested again at once."""
+        self._require_operator()
+        curated.curated_answer_update(tenant=self.tenant, curated=self.get_object(), **self.validated_input())
+        return Response(CuratedAnswerSerializer(self.get_object()).data)  # as committed: queued, or done
+
+    @extend_schema(responses={204: OpenApiResponse(description="Deleted; vectors removed."), **ERROR_RESPONSES})
+    def destroy(self, request: Request, pk: str) -> Response:
+        self._require_operator()
+        curated.curated_answer_delete(tenant=self.tenant, curated=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _event_stream(request: Request, channel: str, initial: list[dict[str, Any]]) -> StreamingHttpResponse:

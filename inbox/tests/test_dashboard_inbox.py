@@ -91,6 +91,9 @@ def test_an_admin_takes_over_replies_and_hands_back_with_plain_forms(alpha: Tena
     transcript = client.get(f"/dashboard/inbox/{chat_id}/").content.decode()
     assert "You answer" in transcript and "Hello, a person here." in transcript
     assert "Hand back to the bot" in transcript
+    with tenant_scope(alpha.tenant):
+        answer = Message.objects.get(chat_id=chat_id, role=Message.Role.ASSISTANT)
+    assert f"/dashboard/sources/curatedanswer/add/?message={answer.pk}" in transcript  # teach the bot
 
     assert client.post(f"/dashboard/inbox/{chat_id}/release/").status_code == 302
     with tenant_scope(alpha.tenant):

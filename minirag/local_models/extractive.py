@@ -710,6 +710,9 @@ def _sentences(text: str) -> list[_Sentence]:
             lead_start = 0 if unit.kind == "heading" else _split_spans(unit.raw)[-1][0]
             lead = plain_text(unit.raw[lead_start:]).strip()
             earlier = unit.kind != "heading" and lead_start > 0
+            # A heading that is a question (a FAQ entry, a curated answer: "## Can I bring my dog?") is answered by what
+            # follows it, which is scored with it and quoted without it.
+            answers_heading = unit.kind == "heading" and lead.endswith("?")
             j = i + 1
             # The list: bullets, or short lines without a sentence end ("Mon-Fri 9-17" under "Opening hours").
             while j < len(units) and (units[j].kind == "bullet" or _is_list_line(units[j])):
@@ -723,13 +726,15 @@ def _sentences(text: str) -> list[_Sentence]:
                 if earlier:
                     add(i, skip_last=True)
                 joined = _join_lead(lead, "; ".join(texts)) + "."
+                # A label reads as part of its list ("Opening hours: Mon-Fri 9-17; Sat 10-14."), a question does not.
+                shown = "; ".join(texts) + "." if answers_heading else joined
                 start, end = unit.offset(lead_start), items[-1].offset(len(items[-1].raw) - 1) + 1
                 clean = _clean_start(lead, unit.raw[lead_start:])
                 group, numbered = lists.get(i + 1, (None, False))
                 # A list of links ("Docs: Chat; Widget.") or of file names is still no answer.
                 links = any(_is_link_list(u.raw) or _is_path(u.text) for u in items)
                 kind: SentenceKind = "structure" if links else "prose"
-                sentences.append(_Sentence(joined, joined, kind, start, end, i, clean, group, numbered))
+                sentences.append(_Sentence(shown, joined, kind, start, end, i, clean, group, numbered))
                 i = j
                 continue
             if items:  # a long list: its items stand alone, each scored with the lead that says what it is about
@@ -739,13 +744,15 @@ def _sentences(text: str) -> list[_Sentence]:
                 i = j
                 continue
             # A heading (also a long "Chat > How a turn works" path) or a short line is scored with (not quoted in) the
-            # paragraph or list item it heads.
+            # paragraph or list item it heads: its first sentence — or, under a question, every sentence, since each of
+            # them answers it: scored alone, the rest of the answer would rank a whole question below its first sentence
+            # ("Yes.") and be left out.
             if following.kind in ("text", "bullet", "step") and (
                 unit.kind == "heading" or len(lead.split()) <= _HEADING_MAX_WORDS
             ):
                 if earlier:
                     add(i, skip_last=True)
-                add(i + 1, lead=lead, headed_first=True, heading_lead=unit.kind == "heading")
+                add(i + 1, lead=lead, headed_first=not answers_heading, heading_lead=unit.kind == "heading")
                 i += 2
                 continue
         add(i)
@@ -762,9 +769,10 @@ def split_sentences(text: str) -> list[str]:
     with ``:``, a heading or a short unpunctuated line, followed by short list items (bullets, or short lines without a
     sentence end) becomes one sentence ("We ship to: France; Spain; Italy.", "Opening hours: Mon-Fri 9-17; Sat 10-14.");
     longer lists stay separate sentences. A heading or a short unpunctuated line is glued to the line after it when
-    that line is no full sentence on its own ("Opening hours: Mon-Fri 9-17"). Inline markup is removed; nothing is
-    reworded, the only additions are those joins (``": "``, ``"; "``). Left out: code (fenced blocks, command, SQL
-    and data lines, token soups), table rows, headings and titles, link lists and bare paths.
+    that line is no full sentence on its own ("Opening hours: Mon-Fri 9-17"). A heading that is a question never is:
+    what follows it is its answer ("## When are you open?" / "Mon-Fri 9-17" gives "Mon-Fri 9-17."). Inline markup is
+    removed; nothing is reworded, the only additions are those joins (``": "``, ``"; "``). Left out: code (fenced
+    blocks, command, SQL and data lines, token soups), table rows, headings and titles, link lists and bare paths.
     """
     return [sentence.shown for sentence in _sentences(text) if sentence.kind == "prose"]
 

@@ -225,7 +225,7 @@ def test_tenant_pages_show_only_the_tenant(alpha: TenantWorld, beta: TenantWorld
     assert client.get("/dashboard/tenants/tenant/add/").status_code == 403
     health = client.get("/dashboard/health/").content.decode()
     assert "<h2>Alpha Inc</h2>" in health  # this tenant's counts, and no other's
-    assert re.search(r"<th scope=\"row\">sources.total</th><td>2</td>", health)
+    assert re.search(r"<th scope=\"row\">sources.total</th><td>3</td>", health)  # text, upload, curated answer
     assert "Beta Inc" not in health
 
 

@@ -232,8 +232,9 @@ def test_an_operator_sees_every_tenant_at_a_glance(
     rows = {row.tenant.slug: row for row in overview.rows}
     assert set(rows) == {"alpha", "beta", "quiet"}
     alpha_row, beta_row, quiet_row = rows["alpha"], rows["beta"], rows["quiet"]
-    assert (alpha_row.bots, alpha_row.sources, alpha_row.sources_in_error) == (1, 2, 0)
-    assert (beta_row.sources, beta_row.sources_in_error) == (2, 1)
+    # The fixture's sources: a text, an upload and a curated answer.
+    assert (alpha_row.bots, alpha_row.sources, alpha_row.sources_in_error) == (1, 3, 0)
+    assert (beta_row.sources, beta_row.sources_in_error) == (3, 1)
     assert (quiet_row.bots, quiet_row.sources, quiet_row.chats_this_week) == (0, 0, 0)
     assert alpha_row.chats_this_week >= 1
     assert alpha_row.budget.budget_usd == Decimal("10.00") and alpha_row.budget.spent_usd == Decimal("0.0125")

@@ -70,7 +70,7 @@ from chat.models import Chat, Message
 from conftest import TenantWorld, api_client
 from minirag.crypto import decrypt_text
 from minirag.tests.api_schema import CHECKS, SchemaClient
-from sources.models import Source
+from sources.models import CuratedAnswer, Source
 from tenants.models import ApiToken, Tenant, User
 from tenants.tenancy import TenantOwnedModel, current_scope, tenant_scope, tenant_scope_disabled
 from tenants.tests.factories import DEFAULT_PASSWORD
@@ -162,6 +162,7 @@ def objects_of(world: TenantWorld, *, spare_token: ApiToken | None = None) -> Te
             ],
             "bot-profiles": [str(pk) for pk in BotProfile.objects.values_list("pk", flat=True)],
             "sources": [str(pk) for pk in Source.objects.values_list("pk", flat=True)],
+            "curated-answers": [str(pk) for pk in CuratedAnswer.objects.values_list("pk", flat=True)],
             "chat": [str(pk) for pk in Chat.objects.values_list("pk", flat=True)],
             "webhooks": [str(pk) for pk in Webhook.objects.values_list("pk", flat=True)],
         }
@@ -370,6 +371,13 @@ def known_good(label: str, target: TenantObjects, login_email: str) -> list[dict
             multipart({"bot_profile_id": bot, "file": ("shipping.md", f"# Shipping\n\n{text}\n".encode())})
         ],
         "POST /v1/chat": [{"body": {**turn, "stream": False}}, {"body": {**turn, "stream": True}}],
+        "POST /v1/curated-answers": [
+            {"body": {"bot_profile_id": bot, "question": "When do parcels leave?", "answer": text}},
+            *({"body": {"message_id": message, "answer": text}} for _, message in target.answers[:1]),
+        ],
+        "PATCH /v1/curated-answers/{id}": [
+            {"path_parameters": {"id": curated}, "body": {"answer": text}} for curated in target.ids["curated-answers"]
+        ],
         "GET /v1/chat/export": [{"query": {"format": "csv"}}, {"query": {"format": "json", "bot_profile_id": bot}}],
         "POST /v1/webhooks": [
             {"body": {"url": "https://hooks.example.com/minirag", "events": ["chat.message", "source.ingested"]}}

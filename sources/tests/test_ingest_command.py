@@ -31,7 +31,7 @@ def test_ingest_one_source_and_all(alpha: TenantWorld, site: LocalSite) -> None:
     out = io.StringIO()
     call_command("ingest", "--tenant", "alpha", "--all", stdout=out)
     output = out.getvalue()
-    assert "Ingested 3 source(s)." in output  # the fixture's text and upload sources, and the page
+    assert "Ingested 4 source(s)." in output  # the fixture's text, upload and curated answer, and the page
     assert "✓ Home: 2 chunks (0 embedded, 2 reused)" in output  # unchanged: nothing embedded again
 
 
@@ -65,4 +65,4 @@ def test_ingest_bot_filter_must_name_a_bot_of_this_tenant(alpha: TenantWorld, be
         call_command("ingest", "--tenant", "alpha", "--source", str(alpha.text_source.pk), "--bot", str(alpha.bot.pk))
     out = io.StringIO()
     call_command("ingest", "--tenant", "alpha", "--all", "--bot", str(alpha.bot.pk), stdout=out)
-    assert "Ingested 2 source(s)." in out.getvalue()
+    assert "Ingested 3 source(s)." in out.getvalue()  # the fixture's text, upload and curated answer

@@ -98,7 +98,8 @@ def test_an_over_size_upload_reads_as_words_on_the_dashboard_and_json_on_the_api
 def test_the_bot_page_leads_to_knowledge_and_speaks_plainly(alpha: TenantWorld) -> None:
     client = tenant_client(alpha)
     page = client.get(admin_url(BotProfile, "change", alpha.bot.pk)).content.decode()
-    assert "1 of 2 sources ready, 1 passage to answer from" in page  # the fixture's upload is still queued
+    # The fixture's upload and curated answer wait to be ingested (their queueing waits for a commit).
+    assert "1 of 3 sources ready, 1 passage to answer from" in page
     for label, kind in (("Upload a file", "upload"), ("Add a web page", "url"), ("Write text", "text")):
         assert label in page and f"source_type={kind}&amp;bot_profile={alpha.bot.pk}" in page
     assert "Not needed for the offline local models" in page  # no red cross for a key nobody needs

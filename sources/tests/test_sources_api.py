@@ -230,7 +230,7 @@ def test_list_filters(alpha: TenantWorld) -> None:
     create(alpha, source_type="text", content="x", bot_profile_id=other_bot)
     everything = alpha.client().get("/v1/sources").json()
     only_other = alpha.client().get(f"/v1/sources?bot_profile_id={other_bot}").json()
-    assert len(everything) == 3 and [s["bot_profile_id"] for s in only_other] == [other_bot]
+    assert len(everything) == 4 and [s["bot_profile_id"] for s in only_other] == [other_bot]  # with the fixture's 3
     assert alpha.client().get("/v1/sources?bot_profile_id=nope").status_code == 422
     assert everything == sorted(everything, key=lambda s: s["created_at"], reverse=True)
 
