@@ -37,6 +37,7 @@ from django_eventstream import send_event
 from django_eventstream.event import Event
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
+from minirag.db import release_connection
 from sources.events import TenantChannelManager
 from tenants.authentication import Principal
 from tenants.tenancy import tenant_scope
@@ -90,9 +91,14 @@ class ChannelReader:
 def _may_read_chat(reader: ChannelReader, chat_id: str) -> bool:
     from chat.selectors import readable_chats
 
-    with tenant_scope(reader.tenant_id):
-        chats = readable_chats(principal=reader.principal, visitor_id=reader.visitor_id)
-        return chats.filter(pk=chat_id).exists()
+    try:
+        with tenant_scope(reader.tenant_id):
+            chats = readable_chats(principal=reader.principal, visitor_id=reader.visitor_id)
+            return chats.filter(pk=chat_id).exists()
+    finally:
+        # Asked as a stream opens (in the request's thread), which then stays open for hours: give
+        # the pooled connection back, or each open channel would hold one (20 exhaust the pool).
+        release_connection()
 
 
 class ChannelManager(TenantChannelManager):

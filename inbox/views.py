@@ -39,6 +39,7 @@ from inbox.serializers import (
     PresenceSerializer,
     ReplyInputSerializer,
 )
+from minirag.db import release_connection
 from minirag.errors import ForbiddenError
 from minirag.negotiation import EventStreamNegotiation
 from minirag.openapi import ERROR_RESPONSES, event_stream
@@ -74,6 +75,7 @@ def _require_operator(view: Any) -> None:
 def _stream(request: Request, reader: ChannelReader, channels: list[str]) -> HttpResponseBase:
     """django-eventstream's stream of `channels`, read as `reader` (inbox/events.py decides)."""
     request._request.user = reader  # what django-eventstream hands the channel manager
+    release_connection()  # an open stream holds no pooled connection (inbox/events.py takes one briefly)
     return eventstream_events(request._request, channels=channels)
 
 

@@ -87,3 +87,12 @@ def test_the_code_passes_the_linter() -> None:
     for args in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([str(ruff), *args], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_apps_tests_are_collected_by_make_test() -> None:
+    """pytest runs only the folders in pyproject's `testpaths`: a new app's tests must be listed."""
+    import tomllib
+
+    testpaths = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"])
+    apps_with_tests = {path.parent.parent.name for path in ROOT.glob("*/tests/__init__.py")}
+    assert apps_with_tests <= testpaths, f"add to testpaths in pyproject.toml: {sorted(apps_with_tests - testpaths)}"
