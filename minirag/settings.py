@@ -172,12 +172,20 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # One connection pool per process, shared by every request (minirag/redis_cache.py).
+            "BACKEND": "minirag.redis_cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("MINIRAG_CACHE_PREFIX", default="minirag"),
             # A hung Redis fails a cache call within a second (rate limits then fail open)
-            # instead of holding the request.
-            "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+            # instead of holding the request; so does waiting for a free connection of the pool,
+            # sized for a process's concurrent requests (a command holds one only while it runs).
+            "OPTIONS": {
+                "socket_timeout": 1,
+                "socket_connect_timeout": 1,
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": 500,
+                "timeout": 1,
+            },
         }
     }
 else:
@@ -451,6 +459,18 @@ LLM_STREAM_IDLE_SECONDS: float = env.float("MINIRAG_LLM_STREAM_IDLE_SECONDS", de
 # address is refused (when a bot is saved, and at every connection) unless it is listed here, as CIDRs and
 # host names: e.g. an on-premises Ollama, "127.0.0.1/32,ollama". See minirag/safe_http/egress.py.
 MODEL_ALLOWED_NETWORKS: list[str] = env.list("MINIRAG_MODEL_ALLOWED_NETWORKS", default=[])
+# Admission control for chat turns (chat/admission.py). At most TURN_SLOTS turns are in their
+# CPU-bound phase at once (storing the question, embedding it, the search, the prompt); others
+# wait in arrival order; the model call runs outside the gate. Default: the cores this process may
+# use; 0 turns the gate off. Past TURN_QUEUE_LIMIT waiting turns, a new one is refused at once
+# with 503 and Retry-After (0: never wait, refuse whenever every slot is taken).
+TURN_SLOTS: int = env.int(
+    "MINIRAG_TURN_SLOTS",
+    default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+)
+TURN_QUEUE_LIMIT: int = env.int("MINIRAG_TURN_QUEUE_LIMIT", default=100 * max(1, TURN_SLOTS))
+if TURN_SLOTS < 0 or TURN_QUEUE_LIMIT < 0:
+    raise ImproperlyConfigured("MINIRAG_TURN_SLOTS and MINIRAG_TURN_QUEUE_LIMIT must be 0 or more.")
 # Characters of retrieved context put in a prompt (the best-ranked chunks first).
 MAX_CONTEXT_CHARS: int = env.int("MINIRAG_MAX_CONTEXT_CHARS", default=12_000)
 # Prices per million tokens for models LiteLLM's price list lacks, as JSON:
