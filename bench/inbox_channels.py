@@ -85,16 +85,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import embedded_environment  # noqa: E402
 from bench.load import (  # noqa: E402
     APP_ROLE,
-    RAISED_RATE_LIMITS,
     Server,
     ThrowawayDatabase,
-    clean_environment,
     cpu_seconds,
     percentile,
 )
+from bench.load import server_environment as load_server_environment  # noqa: E402
 
 ORIGIN = "https://shop.example.com"
 TARGET_P95_SECONDS = 1.0
@@ -572,18 +570,10 @@ class Report:
 
 
 def server_environment(data_dir: Path, options: Options, database_url: str | None, cache_prefix: str) -> dict[str, str]:
+    """bench/load.py's server, with the pool size asked for (the smoke runs a small one)."""
     redis_url = "" if options.embedded else options.redis_url
     return {
-        **clean_environment(),
-        **embedded_environment(data_dir, database_url),
-        "MINIRAG_ALLOWED_HOSTS": "*",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "REDIS_URL": redis_url,
-        "MINIRAG_CACHE_PREFIX": cache_prefix,
-        "MINIRAG_TASKS_IN_PROCESS": "true",
-        "MINIRAG_TASKS_RUN_INLINE": "false",
-        "MINIRAG_SIGNUP_RATE": "1000/minute",
-        **RAISED_RATE_LIMITS,
+        **load_server_environment(data_dir, database_url, redis_url, cache_prefix),
         **({"MINIRAG_DB_POOL_MAX_SIZE": str(options.db_pool)} if options.db_pool else {}),
     }
 
