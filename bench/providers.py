@@ -2,7 +2,10 @@
 
 * `bench/instant` answers at once (a zero-latency LLM: what is left is MiniRAG's own time);
 * `bench/slow` streams `BENCH_WORDS` words, one every `BENCH_WORD_DELAY` seconds (a long answer
-  that keeps a connection open, for concurrency).
+  that keeps a connection open, for concurrency);
+* `bench/fixed` is a fixed-latency model (bench/burst.py): its first token after
+  `BENCH_FIRST_TOKEN_DELAY` seconds, then `BENCH_WORDS` - 1 more, one every `BENCH_WORD_DELAY`
+  seconds, whatever the load — a provider on the network, whose time is not this machine's CPU.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ ANSWER = "Orders ship within two working days [1]."
 
 
 def _words(model: str) -> list[str]:
-    if model.endswith("slow"):
+    if model.endswith(("slow", "fixed")):
         return [f"word{n} " for n in range(int(os.environ.get("BENCH_WORDS", "30")))]
     return [f"{word} " for word in ANSWER.split()]
+
+
+def _usage(words: list[str]) -> dict[str, int]:
+    return {"prompt_tokens": 500, "completion_tokens": len(words), "total_tokens": 500 + len(words)}
 
 
 class BenchModel(CustomLLM):
@@ -33,21 +40,32 @@ class BenchModel(CustomLLM):
         return response
 
     async def acompletion(self, model: str, *args: Any, **kwargs: Any) -> ModelResponse:
+        if model.endswith("fixed"):  # the whole answer takes as long as its stream would
+            words = len(_words(model))
+            await asyncio.sleep(
+                float(os.environ.get("BENCH_FIRST_TOKEN_DELAY", "0.5"))
+                + max(0, words - 1) * float(os.environ.get("BENCH_WORD_DELAY", "0.1"))
+            )
         return self.completion(model)
 
     def astreaming(self, model: str, *args: Any, **kwargs: Any) -> Any:
-        delay = float(os.environ.get("BENCH_WORD_DELAY", "0.1")) if model.endswith("slow") else 0.0
+        delay = float(os.environ.get("BENCH_WORD_DELAY", "0.1")) if model.endswith(("slow", "fixed")) else 0.0
+        first_delay = float(os.environ.get("BENCH_FIRST_TOKEN_DELAY", "0.5")) if model.endswith("fixed") else delay
 
         async def chunks() -> Any:
             words = _words(model)
             for index, word in enumerate(words):
-                if delay:
-                    await asyncio.sleep(delay)
+                pause = first_delay if index == 0 else delay
+                if pause:
+                    await asyncio.sleep(pause)
+                last = index == len(words) - 1
                 yield {
                     "text": word,
-                    "is_finished": index == len(words) - 1,
-                    "finish_reason": "stop" if index == len(words) - 1 else "",
-                    "usage": None,
+                    "is_finished": last,
+                    "finish_reason": "stop" if last else "",
+                    # The fixed model reports its usage with its last chunk, as providers do when asked
+                    # (stream_options.include_usage): the gateway then counts no tokens itself.
+                    "usage": _usage(words) if last and model.endswith("fixed") else None,
                     "index": 0,
                 }
 

@@ -16,15 +16,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from asgiref.sync import sync_to_async
 
 from bots.models import BotProfile
 from bots.services import bot_model_endpoint
+from chat.admission import Ticket, run_cpu_bound, stepping_aside
 from chat.evidence import assess
-from chat.followups import SearchedQuestion, question_to_search, rewrite_model_of
+from chat.followups import SearchedQuestion, is_follow_up, question_to_search, rewrite_model_of
 from minirag import lexical
 from minirag.db import releasing_connection
-from minirag.model_gateway import Endpoint, embed_texts
+from minirag.model_gateway import Endpoint, embed_texts, runs_in_process
 from minirag.vectorstore import collection_name, get_vector_store
 from sources import nyxcore
 from sources.models import Source, SourceStatus, SourceType
@@ -102,6 +104,7 @@ class _BotSearchPlan:
     bot_profile_id: uuid.UUID
     embedding_model: str
     embedding_endpoint: Endpoint
+    embeds_in_process: bool  # the offline embedder (CPU) rather than a provider on the network (I/O)
     rewrite_endpoint: Endpoint
     top_k: int
     similarity_threshold: float
@@ -159,6 +162,7 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
         bot_profile_id=bot.pk,
         embedding_model=bot.embedding_model,
         embedding_endpoint=bot_model_endpoint(bot, bot.embedding_model),
+        embeds_in_process=runs_in_process(bot.embedding_model),
         rewrite_endpoint=bot_model_endpoint(bot, rewrite_model_of(bot) or bot.model),
         top_k=bot.top_k,
         similarity_threshold=bot.similarity_threshold,
@@ -197,12 +201,24 @@ def relevance(dense: float, lexical_share: float) -> float:
     return (dense + lexical_share) / 2
 
 
-def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
-    if not plan.has_local_sources or plan.term_statistics is None:
-        return _LocalResult([])
+def _searches_locally(plan: _BotSearchPlan) -> bool:
+    return plan.has_local_sources and plan.term_statistics is not None
+
+
+def _embed_question(plan: _BotSearchPlan, question: str) -> tuple[np.ndarray, int]:
+    """The question's vector, and the milliseconds it took."""
     began = time.perf_counter()
     vector = embed_texts([question], model=plan.embedding_model, endpoint=plan.embedding_endpoint).vectors[0]
-    embedded = time.perf_counter()
+    return vector, round((time.perf_counter() - began) * 1000)
+
+
+def _local_search(plan: _BotSearchPlan, question: str, embedded: tuple[np.ndarray, int] | None = None) -> _LocalResult:
+    """The bot's own chunks for `question`: embedded here unless `embedded` (its vector and the
+    milliseconds that took) is given, then searched and weighed."""
+    if not _searches_locally(plan):
+        return _LocalResult([])
+    vector, embed_ms = embedded or _embed_question(plan, question)
+    embedded_at = time.perf_counter()
     hits = get_vector_store().search(
         collection_name(plan.embedding_model),
         vector,
@@ -212,7 +228,7 @@ def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
         exclude_source_ids=plan.inactive_source_ids,
         limit=max(plan.top_k, RESCORED_CANDIDATES),
     )
-    searched = time.perf_counter()
+    search_ms = round((time.perf_counter() - embedded_at) * 1000)
     question_terms = lexical.terms(question)
     matches = [lexical.match(question_terms, str(hit.payload.get("content", "")), plan.term_statistics) for hit in hits]
     # (A dense-only search, where no word of the question is in the bot's chunks, has no lexical
@@ -245,7 +261,19 @@ def _local_search(plan: _BotSearchPlan, question: str) -> _LocalResult:
                 reason=verdict.reason,
             )
         )
-    return _LocalResult(candidates, round((embedded - began) * 1000), round((searched - embedded) * 1000))
+    return _LocalResult(candidates, embed_ms, search_ms)
+
+
+async def _search_own_chunks(plan: _BotSearchPlan, question: str, admission: Ticket | None) -> _LocalResult:
+    """`_local_search` off the event loop, on the turns' own threads (chat/admission.py). An
+    embedding model on the network is waited for outside the turn's slot (that is I/O, not CPU)."""
+    if not _searches_locally(plan):
+        return _LocalResult([])
+    if plan.embeds_in_process:
+        return await run_cpu_bound(_local_search, plan, question)
+    async with stepping_aside(admission):
+        embedded = await sync_to_async(_embed_question, thread_sensitive=False)(plan, question)
+    return await run_cpu_bound(_local_search, plan, question, embedded)
 
 
 def _local_authority(value: object) -> str | None:
@@ -269,20 +297,36 @@ def ordered(local: list[RetrievedChunk], external: list[RetrievedChunk]) -> list
 
 
 async def retrieve(
-    *, tenant_id: uuid.UUID, bot: BotProfile, question: str, history: Sequence[dict[str, str]] = ()
+    *,
+    tenant_id: uuid.UUID,
+    bot: BotProfile,
+    question: str,
+    history: Sequence[dict[str, str]] = (),
+    admission: Ticket | None = None,
 ) -> Retrieval:
-    """The evidence for `question`, asked after `history` (a follow-up is resolved against it first)."""
+    """The evidence for `question`, asked after `history` (a follow-up is resolved against it first).
+
+    `admission`: the turn's place at the admission gate (chat/admission.py), holding a slot. The
+    CPU-bound work runs in it; whatever waits for the network — a model rewriting a follow-up, an
+    embedding model on the network, external search services — steps aside meanwhile, so a slot
+    is never idle while others wait."""
     plan = await sync_to_async(releasing_connection(_search_plan))(tenant_id, bot)
-    searched = await question_to_search(bot=bot, history=history, question=question, endpoint=plan.rewrite_endpoint)
+    rewrites_with_a_model = rewrite_model_of(bot) is not None and is_follow_up(question, history)
+    async with stepping_aside(admission if rewrites_with_a_model else None):
+        searched = await question_to_search(bot=bot, history=history, question=question, endpoint=plan.rewrite_endpoint)
     question = searched.text
-    # Embedding and the vector search are CPU and I/O bound: off the event loop, in parallel
-    # with the external searches.
-    local = sync_to_async(_local_search, thread_sensitive=False)(plan, question)
-    externals = [nyxcore.search(target, question) for target in plan.external]
-    results = await asyncio.gather(local, *externals, return_exceptions=True)
-    local_result, *external_results = results
-    if isinstance(local_result, BaseException):
-        raise local_result
+    # External services answer while the local search runs.
+    externals = [asyncio.ensure_future(nyxcore.search(target, question)) for target in plan.external]
+    try:
+        local_result = await _search_own_chunks(plan, question, admission)
+    except BaseException:
+        for pending in externals:
+            pending.cancel()
+        raise
+    external_results: list[object] = []
+    if externals:
+        async with stepping_aside(admission if not all(task.done() for task in externals) else None):
+            external_results = await asyncio.gather(*externals, return_exceptions=True)
     external_chunks: list[RetrievedChunk] = []
     warnings: list[str] = []
     for target, result in zip(plan.external, external_results, strict=True):

@@ -12,6 +12,10 @@ it got; a model failure never loses the user's message (it was stored before).
 The bot's `model` answers, or, when it fails in a way that may pass (timeout, rate limit, server
 error) before its first word, each of its `fallback_models` in turn. Every failed attempt is
 counted under its model; the answer is stored and counted under the model that gave it.
+
+Admission (chat/admission.py): the view hands over the turn's `Ticket`, holding a slot of the
+admission gate. The turn gives it back as soon as its prompt is built (or it ends early), so the
+model call — waiting for a provider — runs outside the gate, alongside every other admitted turn.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from chat.admission import Ticket
 from chat.models import Message
 from chat.prompting import build_messages, context_items
 from chat.retrieval import Retrieval, RetrievedChunk, retrieve
@@ -102,11 +107,17 @@ def _searched(retrieval: Retrieval) -> str:
     return retrieval.searched.text if retrieval.searched else ""
 
 
-async def _retrieve(turn: PreparedTurn, *, streamed: bool) -> Retrieval:
+async def _retrieve(turn: PreparedTurn, *, streamed: bool, admission: Ticket | None = None) -> Retrieval:
     """The turn's retrieval. A failure of the embedding model is re-raised as is; a vector store
     outage becomes KnowledgeUnavailableError. Either is counted in the usage first."""
     try:
-        return await retrieve(tenant_id=turn.tenant_id, bot=turn.bot, question=turn.question, history=turn.history)
+        return await retrieve(
+            tenant_id=turn.tenant_id,
+            bot=turn.bot,
+            question=turn.question,
+            history=turn.history,
+            admission=admission,
+        )
     except ModelError as error:  # the embedding model failed
         await _record_failure(turn, model=turn.bot.embedding_model, error=error.message, streamed=streamed)
         raise
@@ -132,19 +143,35 @@ def _response(turn: PreparedTurn, message: Message, chunks: list[RetrievedChunk]
     }
 
 
-async def answer(turn: PreparedTurn) -> dict[str, Any]:
+async def answer(turn: PreparedTurn, *, admission: Ticket | None = None) -> dict[str, Any]:
     """The whole turn; raises ModelUnavailableError or KnowledgeUnavailableError (503), or
-    ModelFailedError (502). For a chat a person handles, the stored message (see `for_person`)."""
+    ModelFailedError (502). For a chat a person handles, the stored message (see `for_person`).
+    `admission` (holding a slot) is released once the prompt is built, or when the turn ends."""
+    try:
+        return await _answer(turn, admission)
+    finally:
+        _release(admission)
+
+
+def _release(admission: Ticket | None) -> None:
+    if admission is not None:
+        admission.release()
+
+
+async def _answer(turn: PreparedTurn, admission: Ticket | None) -> dict[str, Any]:
     if turn.for_person:
+        _release(admission)
         return await sync_to_async(releasing_connection(for_person))(turn)
     try:
-        retrieval = await _retrieve(turn, streamed=False)
+        retrieval = await _retrieve(turn, streamed=False, admission=admission)
     except ModelError as error:
         raise _as_api_error(error, turn) from error
     if not retrieval.chunks:
+        _release(admission)
         message = await _record_answer(turn, _refusal(turn, retrieval, streamed=False))
         return _response(turn, message, [])
     used, prompt = _grounding(turn, retrieval)
+    _release(admission)  # the CPU-bound phase is over: the model call waits outside the gate
     try:
         model, completion = await _with_fallbacks(turn, prompt, acomplete, streamed=False)
     except ModelError as error:
@@ -245,14 +272,24 @@ async def _with_heartbeats(deltas: AsyncIterator[str], interval: float) -> Async
             pending.cancel()
 
 
-async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
-    """The v1 event stream of one turn (see the module docstring)."""
+async def stream(turn: PreparedTurn, *, admission: Ticket | None = None) -> AsyncIterator[str]:
+    """The v1 event stream of one turn (see the module docstring). `admission` (holding a slot)
+    is released once the prompt is built, or when the stream ends or is closed."""
+    try:
+        async for event in _stream(turn, admission):
+            yield event
+    finally:
+        _release(admission)
+
+
+async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator[str]:
     if turn.for_person:  # a person handles the chat: nothing for a model to do
+        _release(admission)
         async for event in stream_for_person(turn):
             yield event
         return
     try:
-        retrieval = await _retrieve(turn, streamed=True)
+        retrieval = await _retrieve(turn, streamed=True, admission=admission)
     except ModelError as error:
         yield sse("error", {"detail": _as_api_error(error, turn).detail})
         return
@@ -265,6 +302,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         return
 
     if not retrieval.chunks:
+        _release(admission)
         yield sse("sources", {"sources": []})
         message = await _record_answer(turn, _refusal(turn, retrieval, streamed=True))
         yield sse("delta", {"content": message.content})
@@ -272,6 +310,7 @@ async def stream(turn: PreparedTurn) -> AsyncIterator[str]:
         return
 
     used, prompt = _grounding(turn, retrieval)
+    _release(admission)  # the CPU-bound phase is over: the model call waits outside the gate
     yield sse("sources", {"sources": [citation(chunk) for chunk in used]})
     try:
         model, generation = await _with_fallbacks(turn, prompt, astream, streamed=True)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
+import json
+import logging
 import re
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from django.http import HttpResponseBase, StreamingHttpResponse
+from asgiref.sync import async_to_sync, sync_to_async
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -19,7 +24,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat import selectors, services, stats, turns
+from chat import admission, selectors, services, stats, turns
 from chat.models import Chat, Message
 from chat.rate_limits import count_bot_token_message
 from chat.serializers import (
@@ -51,7 +56,9 @@ from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
 from minirag.throttling import client_address
 from tenants.api import TenantAPIView, TenantViewSet
 from tenants.models import Role, Tenant
-from tenants.tenancy import tenant_scope
+from tenants.tenancy import tenant_scope, tenant_scope_disabled
+
+logger = logging.getLogger(__name__)
 
 EXPORT_BATCH = 500
 MESSAGE_CSV_FIELDS = ["message_id", "role", "content", "feedback", "prompt_tokens", "completion_tokens", "created_at"]
@@ -105,6 +112,11 @@ class ChatView(TenantAPIView):
     minimum_roles = {"post": Role.MEMBER}
     max_page_limit = 100
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+        """The view behind the admission gate (chat/admission.py): `admitted_turns`."""
+        return admitted_turns(super().as_view(**initkwargs))
+
     @extend_schema(
         operation_id="chat_list",
         parameters=[OpenApiParameter("bot_profile_id", OpenApiTypes.UUID)],
@@ -137,6 +149,9 @@ class ChatView(TenantAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         visitor_id = visitor_id_of(request)
+        # The turn's slot at the admission gate, taken by `admitted_turns` before this view ran
+        # (None: the gate is off, or the message is for a person).
+        ticket: admission.Ticket | None = getattr(request._request, ADMISSION_ATTRIBUTE, None)
         if self.principal.is_bot_token:
             count_bot_token_message(
                 token=self.principal.api_token, visitor_id=visitor_id, client_address=client_address(request)
@@ -154,15 +169,121 @@ class ChatView(TenantAPIView):
             return Response(turns.for_person(turn), status=status.HTTP_202_ACCEPTED)
         if data["stream"]:
             release_connection()  # the stream may last minutes; it takes a connection when it needs one
-            response = StreamingHttpResponse(turns.stream(turn), content_type="text/event-stream; charset=utf-8")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            return response
-        return Response(async_to_sync(turns.answer)(turn))
+            # The stream releases the slot once its prompt is built; a stream that never ran (the
+            # client left before its first event) releases it when the response is closed.
+            return _event_stream_response(turns.stream(turn, admission=ticket), ticket)
+        return Response(async_to_sync(turns.answer)(turn, admission=ticket))
 
 
-def _event_stream_response(events: Any) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+# --- Admission (chat/admission.py) -----------------------------------------------------------
+
+ADMISSION_ATTRIBUTE = "minirag_turn_admission"
+
+
+def admitted_turns(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """`POST /v1/chat` through the admission gate; every other method straight to `view`.
+
+    The door is here, on the event loop, before the synchronous view runs (so before
+    authentication, parsing and storing the question): a turn takes its place in arrival order
+    — the order the server reads requests — or is refused with 503 and Retry-After. It waits here
+    using no CPU and no database connection; a client that disconnects meanwhile cancels the
+    request, and with it the wait (it leaves the line, nothing was stored). Admitted, it runs the
+    view holding a slot, which the turn gives back once its prompt is built. A message to a chat
+    a person handles needs no slot (no model answers it): when the turn would have to wait, the
+    chat is looked up first — an idle server makes no query for it."""
+    run_view = sync_to_async(view)  # as Django runs a synchronous view: in the request's thread
+
+    @functools.wraps(view)
+    async def gated_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        gate = admission.turn_gate()
+        if request.method != "POST" or gate is None:
+            return await run_view(request, *args, **kwargs)
+        if gate.busy and await _handled_by_person(_chat_id_in(request)):
+            return await run_view(request, *args, **kwargs)
+        try:
+            ticket = gate.enter(admission.arrival_number(request))
+        except admission.TurnsBusy as busy:
+            return _busy_response(busy)
+        await ticket.wait()  # cancelled (the client left): it leaves the line itself
+        setattr(request, ADMISSION_ATTRIBUTE, ticket)
+        try:
+            response = await run_view(request, *args, **kwargs)
+        except BaseException:
+            ticket.release()
+            raise
+        if getattr(response, "admission", None) is not ticket:
+            ticket.release()  # an error, a person's chat, or a whole answer: done with the slot
+        return response
+
+    return gated_view
+
+
+REFUSALS_LOG_SECONDS = 10.0
+_refusals = {"since_logged": 0, "logged_at": 0.0}
+
+
+def _busy_response(busy: admission.TurnsBusy) -> JsonResponse:
+    """The door's 503: the API's error shape, JSON even for `stream: true` (no stream started)."""
+    response = JsonResponse({"detail": str(busy.detail)}, status=busy.status_code)
+    response["Retry-After"] = str(busy.wait)
+    # A full line refuses many turns at once: one warning every few seconds says so, instead of
+    # Django's error line per 503 (the flag is what its request logging checks).
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    _refusals["since_logged"] += 1
+    now = time.monotonic()
+    if now - _refusals["logged_at"] >= REFUSALS_LOG_SECONDS:
+        logger.warning(
+            "Chat turns refused with 503: %d since the last report; the line of waiting turns is full "
+            "(MINIRAG_TURN_QUEUE_LIMIT). Retry-After %d s.",
+            _refusals["since_logged"],
+            busy.wait,
+        )
+        _refusals.update(since_logged=0, logged_at=now)
+    return response
+
+
+def _chat_id_in(request: HttpRequest) -> uuid.UUID | None:
+    """The `chat_id` of a JSON turn body, if it names one (the view validates the body for real)."""
+    if not request.content_type or not request.content_type.endswith("json"):
+        return None
+    try:
+        body = json.loads(request.body)
+        return uuid.UUID(str(body["chat_id"])) if isinstance(body, dict) and body.get("chat_id") else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _handled_by_person(chat_id: uuid.UUID | None) -> bool:
+    if chat_id is None:
+        return False
+    return await sync_to_async(_chat_handled_by_person)(chat_id)
+
+
+def _chat_handled_by_person(chat_id: uuid.UUID) -> bool:
+    # Only whether the turn needs a slot: the view then checks who may write to this chat (an
+    # unknown or foreign chat is its 404).
+    with tenant_scope_disabled("admission: whether a person handles the chat; the view checks access"):
+        return Chat.all_tenants.filter(pk=chat_id).exclude(handling=Chat.Handling.BOT).exists()
+
+
+class _EventStreamResponse(StreamingHttpResponse):
+    """An event stream that owns the turn's admission ticket (if any): released when the server
+    closes the response, however the stream ended (or if it never ran)."""
+
+    def __init__(self, events: Any, ticket: admission.Ticket | None = None) -> None:
+        super().__init__(events, content_type="text/event-stream; charset=utf-8")
+        self.admission = ticket
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.admission is not None:
+                self.admission.release()
+
+
+def _event_stream_response(events: Any, ticket: admission.Ticket | None = None) -> StreamingHttpResponse:
+    response = _EventStreamResponse(events, ticket)
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -62,6 +62,15 @@ def _ready_litellm() -> ModuleType:
     return litellm
 
 
+async def _ready_litellm_off_the_loop() -> ModuleType:
+    """`_ready_litellm()` for a coroutine: the first import in a worker thread (it takes seconds and
+    must not stall the event loop), directly once imported. A thread hop on every model call would
+    queue behind whatever fills the loop's default executor, delaying every answer's start."""
+    if _litellm.cache_info().currsize:
+        return _ready_litellm()
+    return await asyncio.to_thread(_ready_litellm)
+
+
 class ModelError(Exception):
     """A model call failed. `message` is one sentence that is safe to show to the tenant's staff (it names
     the model, the provider and the kind of failure, never what the provider sent back); `transient`: a
@@ -431,7 +440,7 @@ async def acomplete(
 ) -> Completion:
     """One whole answer. A transient failure is tried once more unless `retry` is off (the caller
     has another model to turn to)."""
-    litellm = await asyncio.to_thread(_ready_litellm)  # the first import must not stall the event loop
+    litellm = await _ready_litellm_off_the_loop()
     _check_provider(model)
     kwargs = _completion_kwargs(model, messages, temperature, max_tokens, endpoint)
     response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, endpoint, retry=retry)
@@ -527,7 +536,7 @@ async def astream(
     """Start a streamed answer. Opening the stream is retried once on a transient failure (unless
     `retry` is off); a failure after the first delta is raised as it happens (nothing can be taken
     back)."""
-    litellm = await asyncio.to_thread(_ready_litellm)
+    litellm = await _ready_litellm_off_the_loop()
     _check_provider(model)
     kwargs = _completion_kwargs(model, messages, temperature, max_tokens, endpoint)
     kwargs["stream"] = True
