@@ -47,7 +47,7 @@ from chat.serializers import (
     UsageByDaySerializer,
     UsageByModelSerializer,
 )
-from minirag.db import release_connection
+from minirag.db import release_connection, releasing_connection
 from minirag.errors import ApplicationError, InvalidInputError
 from minirag.lookups import uuid_query_param
 from minirag.negotiation import EventStreamNegotiation
@@ -256,7 +256,9 @@ def _chat_id_in(request: HttpRequest) -> uuid.UUID | None:
 async def _handled_by_person(chat_id: uuid.UUID | None) -> bool:
     if chat_id is None:
         return False
-    return await sync_to_async(_chat_handled_by_person)(chat_id)
+    # The connection goes back to the pool at once: the turn may then wait at the gate, and a
+    # waiting turn must hold none (a burst would otherwise starve the pool for the admitted ones).
+    return await sync_to_async(releasing_connection(_chat_handled_by_person))(chat_id)
 
 
 def _chat_handled_by_person(chat_id: uuid.UUID) -> bool:

@@ -470,3 +470,19 @@ def test_waiting_turns_start_in_arrival_order_and_one_whose_client_left_is_gone(
         assert not Message.objects.filter(content="Question from leaves?").exists()  # nothing was stored
         assert Message.objects.filter(content="Question from third?", role="user").exists()
     assert gate.snapshot()["holding"] == 0 and gate.snapshot()["waiting"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_door_s_lookup_gives_its_connection_back_before_the_turn_waits() -> None:
+    """When every slot is taken, the door asks whether a person handles the chat (such a turn needs
+    no slot); the turn may then wait for a long time, so that lookup must not keep a pooled
+    connection: under a burst with reads (bench/load.py, 32 users) waiting turns held the whole
+    pool and every request failed with 503."""
+    from chat.views import _handled_by_person
+
+    world = build_world("door")
+    with tenant_scope(world.tenant):
+        chat = Chat.objects.create(tenant=world.tenant, bot_profile=world.bot, handling=Chat.Handling.HUMAN)
+    connections["default"].close()
+    assert async_to_sync(_handled_by_person)(chat.pk) is True
+    assert connections["default"].connection is None  # given back, in the thread that took it
