@@ -82,6 +82,7 @@ from bench.load import (  # noqa: E402
     clean_environment,
     cpu_seconds,
     percentile,
+    seed_knowledge_and_widget_token,
 )
 
 DOCUMENTS = {
@@ -165,26 +166,8 @@ def seed(url: str) -> Target:
         )
         response.raise_for_status()
         bot_id = response.json()["id"]
-        sources = []
-        for name, text in DOCUMENTS.items():
-            response = client.post(
-                "/v1/sources", json={"bot_profile_id": bot_id, "name": name, "source_type": "text", "content": text}
-            )
-            response.raise_for_status()
-            sources.append(response.json()["id"])
-            client.post(f"/v1/sources/{sources[-1]}/ingest").raise_for_status()
-        deadline = time.monotonic() + 180
-        for source_id in sources:
-            while True:
-                source = client.get(f"/v1/sources/{source_id}").json()
-                if source["status"] == "ready":
-                    break
-                if source["status"] == "error" or time.monotonic() > deadline:
-                    raise RuntimeError(f"a seed source did not become ready: {source}")
-                time.sleep(0.1)
-        response = client.post("/v1/api-tokens", json={"name": "Burst widget", "bot_profile_id": bot_id})
-        response.raise_for_status()
-        return Target(url=url, bot_id=bot_id, tenant_token=tenant_token, bot_token=response.json()["raw_token"])
+        bot_token = seed_knowledge_and_widget_token(client, bot_id, DOCUMENTS, token_name="Burst widget")
+        return Target(url=url, bot_id=bot_id, tenant_token=tenant_token, bot_token=bot_token)
 
 
 # --- One streamed turn ---------------------------------------------------------------------------

@@ -577,24 +577,33 @@ def seed(url: str, slug: str) -> Target:
         )
         response.raise_for_status()
         bot_id = response.json()["id"]
+        bot_token = seed_knowledge_and_widget_token(client, bot_id, {"Handbook": HANDBOOK}, token_name="Load widget")
+        return Target(url=url, bot_id=bot_id, tenant_token=tenant_token, bot_token=bot_token)
+
+
+def seed_knowledge_and_widget_token(client: Any, bot_id: str, documents: dict[str, str], *, token_name: str) -> str:
+    """Text sources of the bot, ingested by the server (waited for until ready), and a widget token
+    of the bot; its raw value."""
+    source_ids = []
+    for name, text in documents.items():
         response = client.post(
-            "/v1/sources",
-            json={"bot_profile_id": bot_id, "name": "Handbook", "source_type": "text", "content": HANDBOOK},
+            "/v1/sources", json={"bot_profile_id": bot_id, "name": name, "source_type": "text", "content": text}
         )
         response.raise_for_status()
-        source_id = response.json()["id"]
-        client.post(f"/v1/sources/{source_id}/ingest").raise_for_status()
-        deadline = time.monotonic() + 180
+        source_ids.append(response.json()["id"])
+        client.post(f"/v1/sources/{source_ids[-1]}/ingest").raise_for_status()
+    deadline = time.monotonic() + 180
+    for source_id in source_ids:
         while True:
             source = client.get(f"/v1/sources/{source_id}").json()
             if source["status"] == "ready":
                 break
             if source["status"] == "error" or time.monotonic() > deadline:
-                raise RuntimeError(f"the seed source did not become ready: {source}")
-            time.sleep(0.2)
-        response = client.post("/v1/api-tokens", json={"name": "Load widget", "bot_profile_id": bot_id})
-        response.raise_for_status()
-        return Target(url=url, bot_id=bot_id, tenant_token=tenant_token, bot_token=response.json()["raw_token"])
+                raise RuntimeError(f"a seed source did not become ready: {source}")
+            time.sleep(0.1)
+    response = client.post("/v1/api-tokens", json={"name": token_name, "bot_profile_id": bot_id})
+    response.raise_for_status()
+    return response.json()["raw_token"]
 
 
 # --- One measured run against one server --------------------------------------------------------

@@ -74,3 +74,30 @@ def use_model(world: TenantWorld, model: str, **fields: Any) -> None:
 def ask(world: TenantWorld, message: str, who: str = "owner", **body: Any) -> Any:
     body.setdefault("bot_profile_id", str(world.bot.pk))
     return world.client(who).post("/v1/chat", {"message": message, **body}, format="json")
+
+
+def chat_turn_scope(world: TenantWorld, body: bytes, *, streamed: bool = False) -> dict[str, Any]:
+    """The ASGI scope of `POST /v1/chat` with `body`, as the owner, for driving the application
+    directly (to see events as they are sent, or to leave mid-answer)."""
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {world.tokens['owner']}".encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if streamed:
+        headers.append((b"accept", b"text/event-stream"))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat",
+        "raw_path": b"/v1/chat",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }

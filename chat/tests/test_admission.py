@@ -23,7 +23,7 @@ from django.test import override_settings
 from chat import admission
 from chat.admission import TurnGate, TurnsBusy
 from chat.models import Chat, Message
-from chat.tests.conftest import add_knowledge
+from chat.tests.conftest import add_knowledge, chat_turn_scope
 from conftest import TenantWorld, build_world
 from tenants.tenancy import tenant_scope
 
@@ -374,29 +374,6 @@ def test_reading_chats_never_waits_at_the_gate(alpha: TenantWorld) -> None:
 # --- Through the ASGI application: arrival order, and a client that leaves -------------------------
 
 
-def _scope(world: TenantWorld, body: bytes) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat",
-        "raw_path": b"/v1/chat",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"accept", b"text/event-stream"),
-            (b"authorization", f"Bearer {world.tokens['owner']}".encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-
-
 class Request:
     """One request to the ASGI application, whose client can disconnect."""
 
@@ -407,7 +384,8 @@ class Request:
         self.finished = asyncio.Event()
         self.leave = asyncio.Event()
         self._sent_body = False
-        self.task = asyncio.create_task(application(_scope(world, self.body), self.receive, self.send))
+        scope = chat_turn_scope(world, self.body, streamed=True)
+        self.task = asyncio.create_task(application(scope, self.receive, self.send))
 
     async def receive(self) -> dict[str, Any]:
         if not self._sent_body:

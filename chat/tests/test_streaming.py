@@ -17,7 +17,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.utils import custom_llm_setup
 
 from chat.models import Message, UsageEvent
-from chat.tests.conftest import ModelSpy, add_knowledge, use_model
+from chat.tests.conftest import ModelSpy, add_knowledge, chat_turn_scope, use_model
 from conftest import TenantWorld, build_world
 from tenants.tenancy import tenant_scope
 
@@ -174,25 +174,7 @@ def test_a_client_disconnect_stores_the_answer_so_far(model_spy: ModelSpy) -> No
                 if chunk.count("event: delta") and sum(c.count("event: delta") for c in received) >= 5:
                     deltas_seen.set()
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/chat",
-            "raw_path": b"/v1/chat",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"testserver"),
-                (b"content-type", b"application/json"),
-                (b"authorization", f"Bearer {world.tokens['owner']}".encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-            "client": ("127.0.0.1", 5000),
-            "server": ("testserver", 80),
-        }
+        scope = chat_turn_scope(world, body)
         request = asyncio.create_task(application(scope, receive, send))
         await asyncio.wait_for(deltas_seen.wait(), 30)
         disconnect.set()  # the visitor closes the tab
