@@ -138,7 +138,10 @@ def test_a_visitor_asks_for_a_person_who_takes_over_replies_live_and_hands_back(
         # The visitor types (a signal to the person at most every 3 s) and answers: stored for the
         # person, no typing dots, no assistant bubble, and their own message shown once.
         assistant_bubbles = answers(page)
-        page.type("textarea", "It is order 42", delay=20)
+        # The first keystroke sends the signal (waited for: under load its request event can come
+        # after the typing has finished); the eleven after it, within 3 s, send none.
+        with page.expect_request(lambda r: r.url.endswith("/typing") and r.method == "POST"):
+            page.type("textarea", "It is order 42", delay=20)
         with page.expect_response(lambda r: r.url.endswith("/v1/chat") and r.request.method == "POST") as turn:
             page.keyboard.press("Enter")
         turn_status = turn.value.status
