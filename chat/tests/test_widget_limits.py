@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
@@ -114,6 +116,17 @@ def test_limits_are_counted_in_the_shared_cache() -> None:
     assert cache.get(f"rl:test:shared:{MINUTE}:{1_000_000 // MINUTE}") == 2
 
 
+@pytest.fixture(params=["redis", "memory"])
+def counting_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Redis (production: one pipelined round trip per message) or the embedded mode's memory cache."""
+    if request.param == "redis":
+        yield
+        return
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
+        yield
+
+
+@pytest.mark.usefixtures("counting_cache")
 def test_the_window_slides_instead_of_resetting_on_the_minute() -> None:
     limit = Limit("test:sliding", 10, MINUTE, "from this test")
     start = 6_000_000.0  # the start of a window
