@@ -194,8 +194,12 @@ def _tenant_scope_never_leaks() -> Any:
 
 @pytest.fixture(autouse=True)
 def _fresh_vector_store() -> Iterator[None]:
-    """Each test starts with an empty in-memory Qdrant (the client is process-wide)."""
+    """Each test starts with an empty in-memory Qdrant (the client is process-wide), and embeds
+    its questions afresh (a test that breaks the embedder must see it fail)."""
+    from chat.retrieval import question_vectors
+
     close_vector_store()
+    question_vectors.clear()
     yield
     close_vector_store()
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from bots.models import BotProfile
 from bots.services import bot_model_endpoint
@@ -205,10 +208,67 @@ def _searches_locally(plan: _BotSearchPlan) -> bool:
     return plan.has_local_sources and plan.term_statistics is not None
 
 
+class QuestionVectors:
+    """The vectors of recently asked questions, least recently used out first.
+
+    A widget's visitors ask the same few questions again and again ("opening hours?"), and the
+    question's embedding is the largest CPU cost of a turn with the offline model (a network
+    round trip with a hosted one). A vector depends only on the model, the endpoint and the exact
+    text, so it is reused as is. Kept per tenant: whether another tenant asked a question lately
+    must not show in how fast this one's answer starts."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._vectors: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(plan: _BotSearchPlan, question: str) -> tuple[object, ...]:
+        endpoint = plan.embedding_endpoint
+        return (
+            plan.tenant_id,
+            plan.embedding_model,
+            endpoint.api_base,
+            endpoint.api_version,
+            endpoint.api_key,
+            tuple(sorted(endpoint.headers.items())),
+            question,
+        )
+
+    def get(self, key: tuple[object, ...]) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+            return vector
+
+    def put(self, key: tuple[object, ...], vector: np.ndarray) -> None:
+        if self.capacity <= 0:
+            return
+        vector.flags.writeable = False  # shared by every turn that asks the same
+        with self._lock:
+            self._vectors[key] = vector
+            self._vectors.move_to_end(key)
+            while len(self._vectors) > self.capacity:
+                self._vectors.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+
+question_vectors = QuestionVectors(settings.QUESTION_VECTORS_CACHED)
+
+
 def _embed_question(plan: _BotSearchPlan, question: str) -> tuple[np.ndarray, int]:
     """The question's vector, and the milliseconds it took."""
     began = time.perf_counter()
-    vector = embed_texts([question], model=plan.embedding_model, endpoint=plan.embedding_endpoint).vectors[0]
+    plan.embedding_endpoint.ensure_usable()  # a withdrawn connection fails even for a known question
+    key = QuestionVectors.key(plan, question)
+    vector = question_vectors.get(key)
+    if vector is None:
+        vector = embed_texts([question], model=plan.embedding_model, endpoint=plan.embedding_endpoint).vectors[0]
+        question_vectors.put(key, vector)
     return vector, round((time.perf_counter() - began) * 1000)
 
 

@@ -273,6 +273,9 @@ EMBEDDING_BATCH_SIZE: int = env.int("MINIRAG_EMBEDDING_BATCH_SIZE", default=32)
 # flight at once per ingestion (minirag/model_gateway.py embed_texts).
 REMOTE_EMBEDDING_BATCH_SIZE: int = env.int("MINIRAG_REMOTE_EMBEDDING_BATCH_SIZE", default=128)
 EMBEDDING_CONCURRENCY: int = env.int("MINIRAG_EMBEDDING_CONCURRENCY", default=4)
+# Vectors of recently asked questions kept per process (chat/retrieval.py QuestionVectors; 0 = none):
+# a repeated question is not embedded again.
+QUESTION_VECTORS_CACHED: int = env.int("MINIRAG_QUESTION_VECTORS_CACHED", default=2048)
 # onnxruntime threads for the offline embedder (0 = one per core).
 LOCAL_EMBEDDER_THREADS: int = env.int("MINIRAG_LOCAL_EMBEDDER_THREADS", default=0)
 # A run that has shown no progress for this long is presumed dead (worker killed) and requeued.
