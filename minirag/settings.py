@@ -351,6 +351,10 @@ if not ENCRYPTION_KEYS:
 ALLOW_SIGNUP: bool = env.bool("MINIRAG_ALLOW_SIGNUP", default=True)
 # How often a token's last_used_at may be written: a read-mostly auth path, not a write per request.
 TOKEN_LAST_USED_RESOLUTION_SECONDS = 60
+# How long an API token's rows (token, tenant, user) may be reused without reading them again
+# (tenants/credential_cache.py: any change through the ORM drops them everywhere at once; this bounds
+# a change made in SQL). 0: read them on every request.
+TOKEN_CACHE_SECONDS: float = env.float("MINIRAG_TOKEN_CACHE_SECONDS", default=10.0)
 
 # --- API --------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from tenants import credential_cache
 from tenants.models import ApiToken, Tenant, User
 from tenants.tenancy import tenant_scope_disabled
 from tenants.tokens import InvalidJWT, decode_jwt, hash_api_token, looks_like_jwt, password_version
@@ -79,8 +80,14 @@ class BearerAuthentication(BaseAuthentication):
         return 'Bearer realm="minirag"'
 
     def _authenticate_api_token(self, request: Request, raw: str) -> tuple[User, Principal]:
-        with tenant_scope_disabled("authentication: find the API token, whichever tenant it belongs to"):
-            token = ApiToken.all_tenants.select_related("tenant", "user").filter(token_hash=hash_api_token(raw)).first()
+        token_hash = hash_api_token(raw)
+        epoch = credential_cache.current_epoch()  # before the rows: a change meanwhile moves it past them
+        token = credential_cache.cached_token(token_hash, epoch)
+        if token is None:
+            with tenant_scope_disabled("authentication: find the API token, whichever tenant it belongs to"):
+                token = ApiToken.all_tenants.select_related("tenant", "user").filter(token_hash=token_hash).first()
+            if token is not None:
+                credential_cache.remember(token_hash, token, epoch)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid API token.")
         if not token.is_active:
@@ -148,6 +155,7 @@ def _touch_last_used(token: ApiToken, now: timezone.datetime) -> None:
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - resolution)
         ).update(last_used_at=now)
     token.last_used_at = now
+    credential_cache.used(token.token_hash, now)
 
 
 class TenantSessionAuthentication(SessionAuthentication):

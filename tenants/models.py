@@ -30,8 +30,22 @@ RATE_LIMIT_FIELDS = (
 )
 
 
+class TenantQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        updated = super().update(**kwargs)
+        from tenants.credential_cache import after_queryset_update
+
+        after_queryset_update(self.model, kwargs)
+        return updated
+
+    update.alters_data = True
+
+
 class Tenant(models.Model):
     """A customer of the service. The root of every tenant-owned row; not itself scoped."""
+
+    # An API token's request carries its tenant, read with the token (tenants/credential_cache.py).
+    reads_credentials = True
 
     class Plan(models.TextChoices):
         FREE = "free", "Free"
@@ -68,6 +82,8 @@ class Tenant(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -122,6 +138,7 @@ def normalize_email(email: str) -> str:
 class User(TenantOwnedModel, AbstractBaseUser, PermissionsMixin):
     """A person who logs in. Belongs to exactly one tenant; platform operators have none."""
 
+    reads_credentials = True  # read with an API token (tenants/credential_cache.py)
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="users")
     email = models.EmailField(max_length=254)
@@ -196,6 +213,8 @@ class ApiToken(TenantOwnedModel):
     A *tenant token* acts with its creator's current role. A *bot token* (``bot_profile`` set) is
     the widget's credential: it may only chat with that one bot, from ``allowed_origins``.
     """
+
+    reads_credentials = True  # kept for a few seconds once read (tenants/credential_cache.py)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_tokens")

@@ -22,6 +22,14 @@ def record_last_login(sender: Any, user: User, **kwargs: Any) -> None:
 
 
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    from tenants.credential_cache import on_credential_write
+    from tenants.models import ApiToken, Tenant
+
+    for model in (ApiToken, Tenant, User):
+        post_save.connect(on_credential_write, sender=model, dispatch_uid=f"credentials:save:{model.__name__}")
+        post_delete.connect(on_credential_write, sender=model, dispatch_uid=f"credentials:delete:{model.__name__}")
     # Same dispatch_uid as Django's receiver: this app is ready before django.contrib.auth, so
     # ours is registered first and Django's later connect() with that uid is ignored.
     user_logged_in.connect(record_last_login, dispatch_uid="update_last_login")

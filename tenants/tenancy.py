@@ -176,7 +176,11 @@ class TenantScopedQuerySet(models.QuerySet):
         return super(TenantScopedQuerySet, self._ready_to_execute()).aggregate(*args, **kwargs)
 
     def update(self, **kwargs: Any) -> int:
-        return super(TenantScopedQuerySet, self._ready_to_execute()).update(**kwargs)
+        updated = super(TenantScopedQuerySet, self._ready_to_execute()).update(**kwargs)
+        from tenants.credential_cache import after_queryset_update
+
+        after_queryset_update(self.model, kwargs)
+        return updated
 
     update.alters_data = True
 
