@@ -119,8 +119,11 @@ class _BotSearchPlan:
 
 def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
     with tenant_scope(tenant_id):
-        sources = list(
-            Source.objects.filter(tenant_id=tenant_id, bot_profile=bot, is_active=True).values(
+        # All of the bot's sources in one read; deactivating a source removes its vectors, and
+        # excluding inactive sources from the search as well covers the moment between the two
+        # (usually an empty list: no condition at all).
+        rows = list(
+            Source.objects.filter(tenant_id=tenant_id, bot_profile=bot).values(
                 "id",
                 "source_type",
                 "status",
@@ -130,16 +133,11 @@ def _search_plan(tenant_id: uuid.UUID, bot: BotProfile) -> _BotSearchPlan:
                 "name",
                 "updated_at",
                 "chunk_count",
+                "is_active",
             )
         )
-        # Deactivating a source removes its vectors; excluding inactive sources here as well
-        # covers the moment between the two (usually an empty list: no condition at all).
-        inactive = [
-            str(pk)
-            for pk in Source.objects.filter(tenant_id=tenant_id, bot_profile=bot, is_active=False).values_list(
-                "id", flat=True
-            )
-        ]
+        sources = [row for row in rows if row["is_active"]]
+        inactive = [str(row["id"]) for row in rows if not row["is_active"]]
         external = [
             nyxcore.SearchTarget(
                 source_id=str(row["id"]),

@@ -14,11 +14,11 @@ from conftest import TenantWorld
 # Measured 2026-12-05 with the visitor's widget token, on PostgreSQL, not counting the row-level-
 # security scope setting before each statement. A follow-up: the token; the bot; the chat (read
 # and locked in one statement); the history; the question stored and the chat's count;
-# the bot's sources for the search (two reads); the answer, its usage record and the chat's totals;
+# the bot's sources for the search (one read); the answer, its usage record and the chat's totals;
 # the webhook subscribers and a delivery; and two savepoints (four statements). A first turn has no
 # chat or history to read and one chat to create.
-FIRST_TURN_STATEMENTS = 17
-FOLLOW_UP_STATEMENTS = 17
+FIRST_TURN_STATEMENTS = 16
+FOLLOW_UP_STATEMENTS = 16
 
 
 def statements(world: TenantWorld, message: str, **body: Any) -> tuple[int, Any]:
