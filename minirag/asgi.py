@@ -2,13 +2,14 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "minirag.settings")
 
-django_application = get_asgi_application()
+from minirag.asgi_handler import get_one_thread_asgi_application
 
-from django.conf import settings  # noqa: E402  (configured by get_asgi_application)
+# Django's ASGI handler, with a synchronous view's whole request on one thread (minirag/asgi_handler.py).
+django_application = get_one_thread_asgi_application()
+
+from django.conf import settings  # noqa: E402  (configured by django.setup above)
 
 from minirag.asgi_limits import BodySizeLimitMiddleware  # noqa: E402
 from minirag.scheduler import start_in_process_scheduler  # noqa: E402

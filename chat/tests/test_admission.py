@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.core.asgi import get_asgi_application
 from django.core.signals import request_finished
 from django.db import close_old_connections, connections
 from django.test import override_settings
@@ -25,6 +24,7 @@ from chat.admission import TurnGate, TurnsBusy
 from chat.models import Chat, Message
 from chat.tests.conftest import add_knowledge, chat_turn_scope
 from conftest import TenantWorld, build_world
+from minirag.asgi_handler import OneThreadASGIHandler
 from tenants.tenancy import tenant_scope
 
 
@@ -416,7 +416,7 @@ def test_waiting_turns_start_in_arrival_order_and_one_whose_client_left_is_gone(
     world = build_world("gamma")
     gate = admission.turn_gate()
     assert gate is not None
-    application = get_asgi_application()
+    application = OneThreadASGIHandler()  # as served (minirag/asgi.py)
     started: list[str] = []
 
     async def scenario() -> None:
