@@ -73,10 +73,7 @@ def cached_token(token_hash: str, epoch: tuple[int, int] | None) -> Any | None:
     entry = _entries.get(token_hash)
     if entry is None or entry.epoch != epoch or time.monotonic() - entry.loaded_at >= settings.TOKEN_CACHE_SECONDS:
         return None
-    token = copy.copy(entry.token)
-    token.tenant = copy.copy(entry.token.tenant)
-    token.user = copy.copy(entry.token.user)
-    return token
+    return _copied(entry.token)
 
 
 def remember(token_hash: str, token: Any, epoch: tuple[int, int] | None) -> None:
@@ -86,7 +83,16 @@ def remember(token_hash: str, token: Any, epoch: tuple[int, int] | None) -> None
     with _lock:
         if len(_entries) >= MAX_ENTRIES:
             _entries.clear()
-        _entries[token_hash] = _Entry(copy.copy(token), epoch, time.monotonic())
+        # A copy: the request that read `token` may change its objects (its request.user).
+        _entries[token_hash] = _Entry(_copied(token), epoch, time.monotonic())
+
+
+def _copied(token: Any) -> Any:
+    """The token, its tenant and its user, each a copy of its own."""
+    copied = copy.copy(token)
+    copied.tenant = copy.copy(token.tenant)
+    copied.user = copy.copy(token.user)
+    return copied
 
 
 def used(token_hash: str, when: Any) -> None:

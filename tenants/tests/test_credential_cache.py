@@ -117,3 +117,14 @@ def test_each_request_gets_its_own_copies(alpha: TenantWorld) -> None:
     first.user.email = "changed-by-one-request@example.com"
     assert first is not second and first.user is not second.user and first.tenant is not second.tenant
     assert second.user.email == alpha.admin.email
+    assert credential_cache.cached_token(token_hash, epoch).user.email == alpha.admin.email
+
+
+def test_what_the_reading_request_changes_is_not_kept(alpha: TenantWorld) -> None:
+    token = ApiToken.all_tenants.select_related("tenant", "user").get(pk=alpha.token_rows["admin"].pk)
+    epoch = credential_cache.current_epoch()
+    credential_cache.remember(token.token_hash, token, epoch)
+    token.user.email = "changed-by-the-reading-request@example.com"
+    token.tenant.name = "Changed"
+    cached = credential_cache.cached_token(token.token_hash, epoch)
+    assert cached.user.email == alpha.admin.email and cached.tenant.name == alpha.tenant.name
