@@ -31,11 +31,13 @@ run: install
 	@$(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
 	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off --no-proxy-headers
 
+# On every core (pytest-xdist; PYTEST_WORKERS=0 runs it in one process). Each worker has its own test
+# database; a test file, and the browser package, go to one worker whole (conftest.py).
 test: install
 	@scripts/ensure_services.sh
 	@scripts/ensure_browser_tools.sh
 	@scripts/ensure_system_packages.sh ocr test-fonts
-	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest -n $${PYTEST_WORKERS:-auto} --dist loadfile $(PYTEST_ARGS)
 
 # The API fuzz suite with many more examples than the bounded run inside `make test`.
 fuzz: install

@@ -3,7 +3,9 @@ test leaves a tenant scope behind."""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +40,86 @@ from webhooks.models import SUBSCRIBABLE_EVENTS, Webhook
 from webhooks.services import webhook_create
 
 
+def _share_the_cores_between_xdist_workers() -> None:
+    """Under pytest-xdist (`make test` runs one worker per core) every worker, and every process a
+    test starts, gets its share of the cores for the offline embedder's onnxruntime threads, instead
+    of one thread per core each: two workers' thread pools fighting over the same cores stall each
+    other (an ingestion of the docs took 3-4x longer). Set MINIRAG_LOCAL_EMBEDDER_THREADS to choose."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if workers <= 1 or "MINIRAG_LOCAL_EMBEDDER_THREADS" in os.environ:
+        return
+    share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    os.environ["MINIRAG_LOCAL_EMBEDDER_THREADS"] = share  # the processes tests start
+    settings.LOCAL_EMBEDDER_THREADS = int(share)  # this one (the embedder is loaded on first use)
+
+
+_share_the_cores_between_xdist_workers()
+
+# --- `make test` on every core (pytest-xdist, `-n auto --dist loadfile`) ---------------------------
+
+# The real-browser tests: Chromium, and the product under uvicorn in a thread, for the package.
+BROWSER_PACKAGE = "minirag/tests/widget/"
+# The tests with a real Celery worker share one broker database (sources/tests/test_worker.py).
+CELERY_WORKER_TESTS = ("sources/tests/test_worker.py", "webhooks/tests/test_worker.py")
+# Work units that take long for their number of tests, handed out first (after the browser package)
+# so that no worker is left with one of them at the end while the others wait. Only the balance
+# between the workers depends on this list, never a result.
+LONG_UNITS = (
+    BROWSER_PACKAGE,
+    "minirag/tests/test_fuzz_api.py",
+    "celery worker tests",
+    "minirag/tests/test_faults.py",
+    "chat/tests/test_streams_smoke.py",
+    "chat/tests/test_burst_smoke.py",
+    "minirag/tests/test_load.py",
+    "inbox/tests/test_bench_smoke.py",
+    "sources/tests/test_bench_smoke.py",
+    "evaluation/tests/test_evaluation.py",
+    "providers/tests/test_embedding_batches.py",
+    "minirag/tests/test_vector_index.py",
+)
+
+
+def work_unit(nodeid: str) -> str:
+    """What one worker runs whole: a test file (its module fixtures are built once); the browser
+    package (its package fixtures — a browser, a server thread — are built once, and stopped before
+    the worker goes on with other files, as in a run in one process); the Celery worker tests."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith(BROWSER_PACKAGE):
+        return BROWSER_PACKAGE
+    return "celery worker tests" if path in CELERY_WORKER_TESTS else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, by `work_unit`, handed out in the workers' collection order (below)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class WorkUnitScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return WorkUnitScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a pytest-xdist worker: the long units first (LONG_UNITS), then the others by their number
+    of tests, largest first (pytest-xdist's own order); each unit's tests keep their order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    sizes = Counter(work_unit(item.nodeid) for item in items)
+    first = {unit: rank for rank, unit in enumerate(LONG_UNITS)}
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        unit = work_unit(item.nodeid)
+        return (first.get(unit, len(first)), -sizes[unit])
+
+    items.sort(key=order)  # stable: units of the same size keep the collection order
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """Before the test database is created: make sure the app's own database role exists (it owns
@@ -60,6 +142,9 @@ def ensure_app_role(owner_url: str, app_database: dict[str, Any]) -> None:
         dbname="postgres",
         autocommit=True,
     ) as connection:
+        # pytest-xdist workers (and other runs on this server) get here at the same moment: one at a
+        # time, or two CREATE/ALTER ROLE of the same role collide. Released when the connection closes.
+        connection.execute("SELECT pg_advisory_lock(hashtext('minirag test app role'))")
         existing = connection.execute(
             "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]
         ).fetchone()
@@ -183,6 +268,52 @@ def alpha(db: Any) -> TenantWorld:
 @pytest.fixture
 def beta(db: Any) -> TenantWorld:
     return build_world("beta")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_scanned_once_per_process() -> Iterator[None]:
+    """servestatic's middleware lists and stats every static file (a few hundred) when it is built.
+    A server builds it once per process; Django's test client builds the whole middleware chain
+    anew for every client, which made the scan a large share of the suite's time. Here the scan's
+    result (the same files, found by the same finders, with the same headers) is kept and reused
+    by every later instance built with the same configuration. Static files do not change during
+    a run; a test that changes the static settings gets a scan of its own."""
+    from servestatic.middleware import ServeStaticMiddleware
+
+    real = ServeStaticMiddleware.add_files_from_finders
+    scans: dict[tuple[Any, ...], tuple[dict[str, Any], list[tuple[str, str]]]] = {}
+
+    def add_files_from_finders(self: ServeStaticMiddleware) -> None:
+        key = (
+            self.static_prefix,
+            self.max_age,
+            self.allow_all_origins,
+            self.charset,
+            self.add_headers_function,
+            self.index_file,
+            repr(self._immutable_file_test),
+            self.allow_unsafe_symlinks,
+            repr(getattr(settings, "SERVESTATIC_MIMETYPES", None)),
+            repr(settings.STATICFILES_DIRS),
+            tuple(settings.STATICFILES_FINDERS),
+            tuple(settings.INSTALLED_APPS),
+        )
+        if key not in scans:
+            files_before, directories_before = dict(self.files), list(self.directories)
+            real(self)
+            scans[key] = (
+                {url: found for url, found in self.files.items() if files_before.get(url) is not found},
+                [directory for directory in self.directories if directory not in directories_before],
+            )
+            return
+        files, directories = scans[key]
+        for root, prefix in reversed(directories):
+            self.insert_directory(root, prefix)
+        self.files.update(files)
+
+    ServeStaticMiddleware.add_files_from_finders = add_files_from_finders  # type: ignore[method-assign]
+    yield
+    ServeStaticMiddleware.add_files_from_finders = real  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

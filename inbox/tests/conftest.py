@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.test import APIClient
 
 from chat.tests.conftest import model_spy  # noqa: F401 - the chat tests' spy on model calls
@@ -16,9 +17,23 @@ from tenants.tenancy import tenant_scope
 @pytest.fixture(autouse=True)
 def _nobody_online() -> Any:
     """Presence lives in the cache, shared by every test in the process: each starts offline."""
-    cache.clear()
+    clear_this_process_cache()
     yield
-    cache.clear()
+    clear_this_process_cache()
+
+
+def clear_this_process_cache() -> None:
+    """`cache.clear()` for this process's keys only. On Redis, `clear()` is FLUSHDB: it would also
+    wipe the keys of the other pytest-xdist workers' tests sharing the database mid-test. Every
+    key this process writes carries its cache KEY_PREFIX (minirag-test-<pid>, settings_test.py)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache) or not backend.key_prefix:
+        backend.clear()
+        return
+    client = backend._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{backend.key_prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
 
 
 def set_handoff(world: TenantWorld, mode: str = "on_request", **fields: Any) -> None:

@@ -3,14 +3,21 @@ subprocess): `--help` explains it with an example, and bad input ends with exit 
 one-line `CommandError: ...` on stderr, never a traceback.
 
 Commands are discovered from the project's apps, so a new command fails here until it has a
-proper help text and an error-path case below."""
+proper help text and an error-path case below.
+
+Each command runs in a process of its own, forked from one that has already imported the
+third-party packages every `manage.py` imports first (minirag/tests/manage_forks.py): forty Python
+start-ups cost most of this module's time otherwise."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,16 +103,62 @@ def _database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{credentials}{settings_dict.get('HOST') or '127.0.0.1'}{port}/{settings_dict['NAME']}"
 
 
-def _manage(args: list[str], *, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+class ManageForks:
+    """`python manage.py <args>` as a process of its own, forked from one of a few preloaded
+    processes (minirag/tests/manage_forks.py); the answer is what `subprocess.run` would give."""
+
+    def __init__(self, env: dict[str, str], directory: Path, processes: int) -> None:
+        self.directory = directory
+        self.runs = itertools.count()
+        self.idle: queue.SimpleQueue[subprocess.Popen[str]] = queue.SimpleQueue()
+        self.processes = []
+        for number in range(processes):
+            with (directory / f"preloader-{number}.stderr").open("w") as stderr:
+                process = subprocess.Popen(
+                    [sys.executable, str(Path(__file__).with_name("manage_forks.py"))],
+                    cwd=BASE_DIR,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    text=True,
+                )
+            self.processes.append(process)
+            self.idle.put(process)
+        for process in self.processes:
+            assert process.stdout is not None
+            assert json.loads(process.stdout.readline() or "{}") == {"ready": True}, self.preloader_errors()
+
+    def run(self, args: list[str], *, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+        number = next(self.runs)
+        paths = {stream: self.directory / f"{number}.{stream}" for stream in ("stdin", "stdout", "stderr")}
+        paths["stdin"].write_text(stdin)
+        request = {"args": args, "env": env, "cwd": str(BASE_DIR), "timeout": 120}
+        request.update({stream: str(path) for stream, path in paths.items()})
+        process = self.idle.get()
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            reply = json.loads(process.stdout.readline() or "{}")
+        finally:
+            self.idle.put(process)
+        assert "status" in reply, self.preloader_errors()
+        return subprocess.CompletedProcess(
+            [sys.executable, "manage.py", *args],
+            reply["status"],
+            paths["stdout"].read_text(),
+            paths["stderr"].read_text(),
+        )
+
+    def preloader_errors(self) -> str:
+        return "".join(path.read_text() for path in sorted(self.directory.glob("preloader-*.stderr")))
+
+    def close(self) -> None:
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -120,20 +173,29 @@ def subprocess_env(django_db_setup: Any, django_db_blocker: Any) -> dict[str, st
 
 
 @pytest.fixture(scope="module")
-def help_outputs(subprocess_env: dict[str, str]) -> dict[str, subprocess.CompletedProcess[str]]:
-    """`manage.py <command> --help` of every command, run in parallel (each child starts Django)."""
+def manage(subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManageForks]:
+    forks = ManageForks(subprocess_env, tmp_path_factory.mktemp("manage"), processes=2)
+    yield forks
+    forks.close()
+    # What the preloaded imports printed would have been in every command's stderr.
+    assert forks.preloader_errors() == ""
+
+
+@pytest.fixture(scope="module")
+def help_outputs(manage: ManageForks, subprocess_env: dict[str, str]) -> dict[str, subprocess.CompletedProcess[str]]:
+    """`manage.py <command> --help` of every command, two at a time (each child starts Django)."""
     names = list(minirag_commands())
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(lambda name: _manage([name, "--help"], env=subprocess_env), names)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = pool.map(lambda name: manage.run([name, "--help"], env=subprocess_env), names)
         return dict(zip(names, results, strict=True))
 
 
 @pytest.fixture(scope="module")
-def error_outputs(subprocess_env: dict[str, str]) -> dict[str, subprocess.CompletedProcess[str]]:
+def error_outputs(manage: ManageForks, subprocess_env: dict[str, str]) -> dict[str, subprocess.CompletedProcess[str]]:
     def run(case: ErrorCase) -> subprocess.CompletedProcess[str]:
-        return _manage([case.command, *case.args], env={**subprocess_env, **case.env}, stdin=case.stdin)
+        return manage.run([case.command, *case.args], env={**subprocess_env, **case.env}, stdin=case.stdin)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip([case.id for case in ERROR_CASES], pool.map(run, ERROR_CASES), strict=True))
 
 

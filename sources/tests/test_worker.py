@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +93,24 @@ class Worker:
 
 @pytest.fixture
 def worker_env(tmp_path: Path, settings: Any) -> Iterator[Callable[[], Worker]]:
+    # One test at a time on this machine owns the broker database (pytest-xdist runs two test
+    # files at once; a worker of one would take the other's tasks, and the flush below would drop them).
+    with _broker_lock():
+        yield from _worker_env(tmp_path, settings)
+
+
+@contextmanager
+def _broker_lock() -> Iterator[None]:
+    digest = hashlib.sha256(BROKER_URL.encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"minirag-test-broker-{digest}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _worker_env(tmp_path: Path, settings: Any) -> Iterator[Callable[[], Worker]]:
     redis.Redis.from_url(BROKER_URL).flushdb()  # this database is the worker tests' own queue
     settings.TASKS_IN_PROCESS = False
     previous = celery_app.conf.broker_url

@@ -64,7 +64,10 @@ class InFlight:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
+# The server, the host pages and the browser are built once for this package's tests and stopped
+# after them (not at the end of the session): their threads would otherwise share the process with
+# every test that runs later, which, on a pytest-xdist worker, are most of the suite's.
+@pytest.fixture(scope="package")
 def api_server() -> Iterator[tuple[str, InFlight]]:
     """The whole product (minirag.asgi) under uvicorn, as `make run` serves it."""
     from minirag.asgi import application
@@ -110,7 +113,7 @@ class HostPages:
         return self.origin + path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def host_pages() -> Iterator[HostPages]:
     pages = HostPages()
     yield pages
@@ -162,7 +165,7 @@ class Chromium:
         self._thread.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Chromium]:
     browser = Chromium()
     yield browser
@@ -278,7 +281,7 @@ def _chunk(text: str) -> dict[str, Any]:
     return {"text": text, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def widget_test_models() -> Iterator[None]:
     entry = {"provider": "widgettest", "custom_handler": WidgetTestModel()}
     litellm.custom_provider_map.append(entry)
