@@ -138,16 +138,16 @@ class Target:
     chat_id: str = ""  # a chat of the reader visitor, for GET /v1/chat/{id}/messages
 
 
-def seed(url: str) -> Target:
-    """A tenant, a bot on `bench/fixed`, the documents ingested, a widget token — through the API."""
+def seed(url: str, model: str = "bench/fixed", name: str = "Burst") -> Target:
+    """A tenant, a bot on `model`, the documents ingested, a widget token — through the API."""
     import httpx
 
     with httpx.Client(base_url=url, timeout=120) as client:
         response = client.post(
             "/v1/tenants",
             json={
-                "tenant_name": "Burst",
-                "tenant_slug": f"burst-{secrets.token_hex(4)}",
+                "tenant_name": name,
+                "tenant_slug": f"{name.lower()}-{secrets.token_hex(4)}",
                 "owner_email": "burst@example.com",
                 "owner_password": secrets.token_urlsafe(16),
             },
@@ -158,15 +158,15 @@ def seed(url: str) -> Target:
         response = client.post(
             "/v1/bot-profiles",
             json={
-                "name": "Burst bot",
-                "model": "bench/fixed",
+                "name": f"{name} bot",
+                "model": model,
                 "embedding_model": "local/minilm",
                 "similarity_threshold": 0,  # every question is answered by the model (none refused)
             },
         )
         response.raise_for_status()
         bot_id = response.json()["id"]
-        bot_token = seed_knowledge_and_widget_token(client, bot_id, DOCUMENTS, token_name="Burst widget")
+        bot_token = seed_knowledge_and_widget_token(client, bot_id, DOCUMENTS, token_name=f"{name} widget")
         return Target(url=url, bot_id=bot_id, tenant_token=tenant_token, bot_token=bot_token)
 
 
@@ -199,13 +199,18 @@ async def open_connection(target: Target) -> Connection:
 
 
 async def stream_turn(
-    target: Target, turn: Turn, question: str, visitor: str, connection: Connection | None = None
+    target: Target,
+    turn: Turn,
+    question: str,
+    visitor: str,
+    connection: Connection | None = None,
+    timeout: float = TIMEOUT_SECONDS,
 ) -> Turn:
     """One streamed turn over plain HTTP/1.1 (a client as light as can be: its own CPU time and
     connection pool must not decide the order in which requests reach the server). `turn.sent` is
     the moment the request is written, on `connection` if given (opened beforehand)."""
     try:
-        return await asyncio.wait_for(_stream_turn(target, turn, question, visitor, connection), TIMEOUT_SECONDS)
+        return await asyncio.wait_for(_stream_turn(target, turn, question, visitor, connection), timeout)
     except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
         turn.error = turn.error or f"{type(exc).__name__}: {exc}"
         return turn
@@ -225,6 +230,8 @@ async def _stream_turn(target: Target, turn: Turn, question: str, visitor: str, 
         writer.write(head + body)
         await writer.drain()
         status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection without an answer")
         turn.status = int(status_line.split()[1])
         headers: dict[str, str] = {}
         while (line := await reader.readline()) not in (b"\r\n", b""):

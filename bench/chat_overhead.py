@@ -26,6 +26,8 @@ allocator noise: < 5 MB per wave); a leak of even 20 KB per chat would add 5 MB 
 Part 1 also reports how many turns per second one process can *start* when they all arrive at
 once (a burst), which is a different limit: CPU, not connections.
 
+A thousand streams open at once, and the memory one open stream costs: bench/streams.py.
+
 Embedded mode (SQLite, local Qdrant in a temporary directory), or PostgreSQL with --database-url.
 """
 

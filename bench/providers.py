@@ -22,14 +22,24 @@ from litellm.utils import custom_llm_setup
 ANSWER = "Orders ship within two working days [1]."
 
 
+def _long(model: str) -> bool:
+    return model.endswith(("slow", "fixed"))
+
+
+def _word_count(model: str) -> int:
+    return int(os.environ.get("BENCH_WORDS", "30")) if _long(model) else len(ANSWER.split())
+
+
+def _word(model: str, index: int) -> str:
+    return f"word{index} " if _long(model) else f"{ANSWER.split()[index]} "
+
+
 def _words(model: str) -> list[str]:
-    if model.endswith(("slow", "fixed")):
-        return [f"word{n} " for n in range(int(os.environ.get("BENCH_WORDS", "30")))]
-    return [f"{word} " for word in ANSWER.split()]
+    return [_word(model, index) for index in range(_word_count(model))]
 
 
-def _usage(words: list[str]) -> dict[str, int]:
-    return {"prompt_tokens": 500, "completion_tokens": len(words), "total_tokens": 500 + len(words)}
+def _usage(count: int) -> dict[str, int]:
+    return {"prompt_tokens": 500, "completion_tokens": count, "total_tokens": 500 + count}
 
 
 class BenchModel(CustomLLM):
@@ -53,19 +63,21 @@ class BenchModel(CustomLLM):
         first_delay = float(os.environ.get("BENCH_FIRST_TOKEN_DELAY", "0.5")) if model.endswith("fixed") else delay
 
         async def chunks() -> Any:
-            words = _words(model)
-            for index, word in enumerate(words):
+            # Word by word, made as they are sent: a long answer's list of words, held for the whole
+            # stream, would count as the server's memory per open stream (bench/streams.py).
+            count = _word_count(model)
+            for index in range(count):
                 pause = first_delay if index == 0 else delay
                 if pause:
                     await asyncio.sleep(pause)
-                last = index == len(words) - 1
+                last = index == count - 1
                 yield {
-                    "text": word,
+                    "text": _word(model, index),
                     "is_finished": last,
                     "finish_reason": "stop" if last else "",
-                    # The fixed model reports its usage with its last chunk, as providers do when asked
-                    # (stream_options.include_usage): the gateway then counts no tokens itself.
-                    "usage": _usage(words) if last and model.endswith("fixed") else None,
+                    # Every bench model reports its usage with its last chunk, as providers do when
+                    # asked (stream_options.include_usage): the gateway then counts no tokens itself.
+                    "usage": _usage(count) if last else None,
                     "index": 0,
                 }
 

@@ -105,6 +105,10 @@ class Ticket:
     """One turn's place at the gate: its arrival number, and whether it waits or holds a slot.
     `release()` is idempotent and may be called from any thread."""
 
+    # A streamed answer's response keeps its ticket for as long as it streams: slots instead of
+    # a __dict__ make it a tenth of the size (a thousand open streams hold a thousand tickets).
+    __slots__ = ("_held", "_held_since", "_state", "_waiter", "gate", "number")
+
     def __init__(self, gate: TurnGate, number: int) -> None:
         self.gate = gate
         self.number = number  # arrival order: a lower number is served first

@@ -53,6 +53,7 @@ from minirag.lookups import uuid_query_param
 from minirag.negotiation import EventStreamNegotiation
 from minirag.openapi import ERROR_RESPONSES, ErrorSerializer, event_stream
 from minirag.pagination import ArrayLimitOffsetPagination, int_query_param
+from minirag.request_threads import without_idle_request_thread
 from minirag.throttling import client_address
 from tenants.api import TenantAPIView, TenantViewSet
 from tenants.models import Role, Tenant
@@ -285,7 +286,9 @@ class _EventStreamResponse(StreamingHttpResponse):
 
 
 def _event_stream_response(events: Any, ticket: admission.Ticket | None = None) -> StreamingHttpResponse:
-    response = _EventStreamResponse(events, ticket)
+    # An open stream must not keep its request's thread alive (minirag/request_threads.py): with
+    # a thousand streams open, those idle threads were most of the server's memory.
+    response = _EventStreamResponse(without_idle_request_thread(events), ticket)
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -1,0 +1,43 @@
+"""The open-streams benchmark keeps working: a small run of bench/streams.py (20 streamed answers per
+wave, all open at once, three waves) without errors, its memory figures reported, and the open
+streams holding no thread each (minirag/request_threads.py). The real numbers (1,000 streams open
+in one process) are in docs/benchmarks.md.
+
+It runs as `make run` serves: its own uvicorn process in the embedded mode (SQLite, local-mode
+Qdrant, the offline embedder)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from minirag.tests.benches import run_bench
+
+STREAMS = 20  # --quick
+
+
+def _summary(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.startswith("STREAMS ")]
+    assert lines, stdout
+    return json.loads(lines[-1].removeprefix("STREAMS "))
+
+
+@pytest.mark.timeout(180)
+def test_a_small_run_of_open_streams_has_no_errors_and_no_thread_per_stream() -> None:
+    result = run_bench("streams.py", "--quick", timeout=150)
+    print(result.stdout)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = _summary(result.stdout)
+    assert summary["errors"] == 0, [wave["error_samples"] for wave in summary["waves"]]
+    assert len(summary["waves"]) == 3
+    for wave in summary["waves"]:
+        # All open at once unless the machine is busy elsewhere (the real run is the benchmark's).
+        assert wave["completed"] == STREAMS and wave["peak_open"] >= STREAMS // 2, wave
+        assert wave["plateau_kb"] > 0 and wave["after_kb"] > 0
+    assert summary["idle_kb"] > 0 and math.isfinite(summary["kb_per_stream_cold"])
+    # Before minirag/request_threads.py every open stream kept its request's thread (1.0 or more
+    # per stream); now only the streams still starting hold one, and by the end of the plateau none.
+    assert summary["threads_per_stream"] < 0.5, summary

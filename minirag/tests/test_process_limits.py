@@ -1,0 +1,60 @@
+"""The web process raises its soft limit on open files to the hard limit (one socket per open
+stream: 1,024 would refuse the thousandth stream); minirag/process_limits.py."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from minirag.process_limits import raise_open_files_limit
+from minirag.tests.benches import ROOT
+
+
+@pytest.fixture
+def restored_limit() -> object:
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    yield before
+    resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_a_low_soft_limit_is_raised_to_the_hard_limit(restored_limit: tuple[int, int]) -> None:
+    _soft, hard = restored_limit
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"needs a finite hard limit above 256 (here {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    assert raise_open_files_limit() == (hard, hard)
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+
+
+def test_a_soft_limit_already_at_the_hard_limit_is_left_alone(restored_limit: tuple[int, int]) -> None:
+    _soft, hard = restored_limit
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    assert raise_open_files_limit() == (hard, hard)
+
+
+def test_the_asgi_entry_point_raises_it() -> None:
+    """In a process of its own (the limit is the process's): started with a soft limit of 256, it
+    has the hard limit once `minirag.asgi` is loaded."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"needs a finite hard limit above 256 (here {hard})")
+    program = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "import minirag.asgi\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) == hard
