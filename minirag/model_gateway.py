@@ -466,17 +466,81 @@ def _token_count(value: Any) -> int:
         return 0
 
 
+class _ShortChunkHistory(list[Any]):
+    """LiteLLM's stream wrapper keeps every chunk of an answer (`CustomStreamWrapper.chunks`) until
+    the answer ends, to rebuild the whole response for its end-of-stream bookkeeping: about 3 KB
+    per token, held by every open stream. This list keeps the same history short: the text of
+    older plain-text chunks is merged into one chunk of our own (a copy of the run's first), and
+    anything else (a finish reason, usage, tool calls, a role change) is kept as it came. Rebuilt from it,
+    the response is the same text, usage and finish reason; the last `KEEP_RECENT` chunks stay as
+    they came (LiteLLM compares the last two to spot a model repeating itself). Chunks that are not
+    plain text (reasoning, tool calls) are kept whole: a run of plain text after them merges anew."""
+
+    COMPACT_AT = 6
+    KEEP_RECENT = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._merged: Any = None  # our copy holding the merged text (never a chunk LiteLLM returned)
+
+    def append(self, chunk: Any) -> None:
+        super().append(chunk)
+        if len(self) >= self.COMPACT_AT:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Merge the run of plain-text chunks that ends right before the recent ones into one."""
+        end = len(self) - self.KEEP_RECENT
+        start = end
+        while start > 0 and _plain_text(self[start - 1]) is not None:
+            start -= 1
+        if end - start < 2:
+            return
+        merged = self[start]
+        if merged is not self._merged:  # a run of its own: a private copy, so no chunk handed out changes
+            merged = self._merged = merged.model_copy(deep=True)
+        delta = merged.choices[0].delta
+        delta.content = (delta.content or "") + "".join(_plain_text(chunk) or "" for chunk in self[start + 1 : end])
+        self[start:end] = [merged]
+
+
+def _plain_text(chunk: Any) -> str | None:
+    """A chunk's text when it carries nothing else that LiteLLM would rebuild a response from
+    (exactly one choice, its delta holding text only, no finish reason, no usage); else None."""
+    if getattr(chunk, "usage", None) is not None:
+        return None
+    choices = getattr(chunk, "choices", None) or []
+    if len(choices) != 1 or getattr(choices[0], "finish_reason", None) or getattr(choices[0], "logprobs", None):
+        return None
+    delta = getattr(choices[0], "delta", None)
+    content = getattr(delta, "content", None)
+    if not isinstance(content, str) or getattr(delta, "tool_calls", None) or getattr(delta, "function_call", None):
+        return None
+    if getattr(delta, "reasoning_content", None) or getattr(delta, "thinking_blocks", None):
+        return None
+    if getattr(delta, "role", None) not in (None, "assistant"):
+        return None
+    return content
+
+
 class CompletionStream:
     """An answer as it is generated: `async for delta in stream` yields text; afterwards
-    `prompt_tokens` and `completion_tokens` are set (from the provider, or counted)."""
+    `prompt_tokens` and `completion_tokens` are set (from the provider, or counted).
+
+    It keeps the answer's text and the last usage a chunk carried, not the chunks: an open stream
+    holds as little as it can (a web process holds a thousand of them)."""
 
     def __init__(self, response: Any, model: str, messages: Messages) -> None:
         self._response = response
         self._model = model
         self._messages = messages
-        self._chunks: list[Any] = []
+        self._text: list[str] = []
+        self._usage: Any = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        history = getattr(response, "chunks", None)
+        if type(history) is list and not history:  # LiteLLM's CustomStreamWrapper, not started yet
+            response.chunks = _ShortChunkHistory()
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._deltas()
@@ -485,7 +549,9 @@ class CompletionStream:
         iterator = aiter(self._response)
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(iterator), settings.LLM_STREAM_IDLE_SECONDS)
+                # asyncio.timeout, not wait_for: no task of its own for every chunk
+                async with asyncio.timeout(settings.LLM_STREAM_IDLE_SECONDS):
+                    chunk = await anext(iterator)
             except StopAsyncIteration:
                 break
             except TimeoutError as exc:
@@ -495,24 +561,29 @@ class CompletionStream:
                 ) from exc
             except Exception as exc:
                 raise _model_error(exc, self._model) from exc
-            self._chunks.append(chunk)
+            usage = getattr(chunk, "usage", None)
+            if usage:
+                self._usage = usage
             choices = getattr(chunk, "choices", None) or []
             delta = getattr(choices[0], "delta", None) if choices else None
             text = getattr(delta, "content", None) if delta is not None else None
             if text and isinstance(text, str):
+                self._text.append(text)
                 yield text
         self._count_usage()
 
     def _count_usage(self) -> None:
-        litellm = _litellm()
-        usage = next((c.usage for c in reversed(self._chunks) if getattr(c, "usage", None)), None)
-        if usage is None and self._chunks:
+        usage = self._usage
+        if usage is None and self._text:  # a provider (or a proxy) that reported none: counted here
+            litellm = _litellm()
             try:
-                built = litellm.stream_chunk_builder(self._chunks, messages=self._messages)
-            except Exception:  # chunks it cannot assemble: the answer stands, uncounted
+                prompt = litellm.token_counter(model=self._model, messages=self._messages)
+                completion = litellm.token_counter(model=self._model, text="".join(self._text))
+            except Exception:  # a model it cannot count for: the answer stands, uncounted
                 logger.warning("Could not count the tokens of a streamed answer of %s.", self._model, exc_info=True)
-                built = None
-            usage = getattr(built, "usage", None)
+                prompt = completion = 0
+            self.prompt_tokens, self.completion_tokens = _token_count(prompt), _token_count(completion)
+            return
         self.prompt_tokens = _token_count(getattr(usage, "prompt_tokens", 0))
         self.completion_tokens = _token_count(getattr(usage, "completion_tokens", 0))
 
