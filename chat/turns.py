@@ -249,27 +249,37 @@ HEARTBEAT = ": keep-alive\n\n"
 
 async def _with_heartbeats(deltas: AsyncIterator[str], interval: float) -> AsyncIterator[str | None]:
     """The deltas, with None whenever `interval` passes without one (so a comment keeps the
-    connection alive through proxies while a slow model thinks). The pending read is never
-    cancelled by a heartbeat, only when the caller stops."""
-    iterator = aiter(deltas)
-    pending: asyncio.Future[str] | None = None
+    connection alive through proxies while a slow model thinks). The deltas are read by one task
+    of their own, one ahead, into a queue: a heartbeat never interrupts a read (cancelling it would
+    break the model's stream), and a delta costs a queue hand-over, not a task of its own. The
+    reading stops (it is cancelled) when the caller stops."""
+    handed: asyncio.Queue[tuple[str | None, BaseException | None]] = asyncio.Queue(maxsize=1)
+
+    async def read() -> None:
+        try:
+            async for delta in deltas:
+                await handed.put((delta, None))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, raised where it reads
+            await handed.put((None, exc))
+            return
+        await handed.put((None, None))  # the end
+
+    reader = asyncio.ensure_future(read())
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
+            try:
+                async with asyncio.timeout(interval):
+                    delta, failure = await handed.get()
+            except TimeoutError:
                 yield None
                 continue
-            finished, pending = pending, None
-            try:
-                value = finished.result()
-            except StopAsyncIteration:
+            if failure is not None:
+                raise failure
+            if delta is None:
                 return
-            yield value
+            yield delta
     finally:
-        if pending is not None:
-            pending.cancel()
+        reader.cancel()
 
 
 async def stream(turn: PreparedTurn, *, admission: Ticket | None = None) -> AsyncIterator[str]:
