@@ -4,6 +4,7 @@ one transaction."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -27,6 +28,8 @@ from tenants.authentication import Principal
 from tenants.models import Tenant
 from tenants.tenancy import tenant_scope
 from webhooks import events as webhook_events
+
+logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 80
 CITATION_PREVIEW_CHARS = 200
@@ -173,6 +176,26 @@ class AnswerRecord:
     searched_question: str = ""  # the question as the knowledge was searched (chat/followups.py)
 
 
+def _answer_cost(turn: PreparedTurn, answer: AnswerRecord) -> Decimal:
+    """What the answer cost at the bot's price. A cost that is not a number is logged with what it
+    was computed from and counted as 0: the visitor's answer is stored whatever its price. (Prices
+    are finite when stored and token counts are integers, yet one NaN was seen under load, cause
+    unknown: the log line is there to find it.)"""
+    price = bot_model_price(turn.bot, answer.model)
+    cost = price.recorded_cost(answer.prompt_tokens, answer.completion_tokens)
+    if cost.is_finite():
+        return cost
+    logger.error(
+        "The cost of an answer of %s was not a number (%r from %r, %r prompt and %r completion tokens); counted as 0.",
+        answer.model,
+        cost,
+        price,
+        answer.prompt_tokens,
+        answer.completion_tokens,
+    )
+    return Decimal(0)
+
+
 def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
     """The assistant's message, its usage (with its cost at today's price) and the chat's
     counters, in one transaction; a refusal also lands on the unanswered-questions list. The
@@ -192,7 +215,7 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
             searched_question=answer.searched_question,
         )
         # At the connection's price when the model answered through one (bots.services.bot_model_price).
-        cost = bot_model_price(turn.bot, answer.model).recorded_cost(answer.prompt_tokens, answer.completion_tokens)
+        cost = _answer_cost(turn, answer)
         budgets.record_spend(tenant=turn.tenant, bot=turn.bot, cost_usd=cost, reservation=turn.reservation)
         UsageEvent.objects.create(
             tenant_id=turn.tenant_id,

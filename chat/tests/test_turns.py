@@ -195,6 +195,30 @@ def test_costs_are_recorded_at_the_models_price(alpha: TenantWorld, shop: dict[s
     )
 
 
+def test_an_answer_whose_cost_is_not_a_number_is_stored_and_the_cost_logged(
+    alpha: TenantWorld,
+    shop: dict[str, str],
+    model_spy: ModelSpy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from decimal import Decimal
+
+    from chat import services
+    from minirag.pricing import Price
+
+    monkeypatch.setattr(services, "bot_model_price", lambda bot, model: Price(Decimal("NaN"), Decimal(0), known=True))
+    use_model(alpha, "gpt-4o-mini")
+    model_spy.mock(mock_response="Orders ship within two working days [1].")
+    response = ask(alpha, "How long does shipping take?")
+    assert response.status_code == 200, response.content
+    with tenant_scope(alpha.tenant):
+        event = UsageEvent.objects.get(model="gpt-4o-mini", outcome="answered")
+        assert Message.objects.get(pk=response.json()["message"]["id"]).content.startswith("Orders ship")
+    assert event.cost_usd == 0
+    assert "was not a number" in caplog.text and "NaN" in caplog.text
+
+
 def test_vectors_left_by_a_deactivated_source_are_never_used(alpha: TenantWorld, shop: dict[str, str]) -> None:
     with tenant_scope(alpha.tenant):
         Source.objects.filter(pk=shop["Opening hours"]).update(is_active=False)  # vectors not removed (yet)
