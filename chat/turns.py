@@ -249,35 +249,50 @@ HEARTBEAT = ": keep-alive\n\n"
 
 async def _with_heartbeats(deltas: AsyncIterator[str], interval: float) -> AsyncIterator[str | None]:
     """The deltas, with None whenever `interval` passes without one (so a comment keeps the
-    connection alive through proxies while a slow model thinks). The deltas are read by one task
-    of their own, one ahead, into a queue: a heartbeat never interrupts a read (cancelling it would
-    break the model's stream), and a delta costs a queue hand-over, not a task of its own. The
-    reading stops (it is cancelled) when the caller stops."""
-    handed: asyncio.Queue[tuple[str | None, BaseException | None]] = asyncio.Queue(maxsize=1)
+    connection alive through proxies while a slow model thinks).
+
+    One task of its own reads the deltas as the model sends them and hands them over in a list: a
+    heartbeat never interrupts a read (cancelling it would break the model's stream), and a delta
+    costs an append and a wake-up, not a task of its own (an open stream holds a list, a future and
+    the reading task). The reading never waits for the visitor's connection: what a slow
+    connection has not taken yet waits in the list (at most the answer). It is cancelled when the
+    caller stops."""
+    arrived: list[str] = []
+    ended: list[Exception | None] = []  # once the deltas end: None, or the failure that ended them
+    waiting: asyncio.Future[None] | None = None
+
+    def wake() -> None:
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     async def read() -> None:
         try:
             async for delta in deltas:
-                await handed.put((delta, None))
+                arrived.append(delta)
+                wake()
+            ended.append(None)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, raised where it reads
-            await handed.put((None, exc))
-            return
-        await handed.put((None, None))  # the end
+            ended.append(exc)
+        wake()
 
     reader = asyncio.ensure_future(read())
     try:
         while True:
-            try:
-                async with asyncio.timeout(interval):
-                    delta, failure = await handed.get()
-            except TimeoutError:
-                yield None
-                continue
-            if failure is not None:
-                raise failure
-            if delta is None:
+            if arrived:
+                yield arrived.pop(0)
+                if arrived:  # a backlog: let the loop run between two deltas (a disconnect, other streams)
+                    await asyncio.sleep(0)
+            elif ended:
+                if ended[0] is not None:
+                    raise ended[0]
                 return
-            yield delta
+            else:
+                waiting = asyncio.get_running_loop().create_future()
+                try:
+                    async with asyncio.timeout(interval):
+                        await waiting
+                except TimeoutError:
+                    yield None
     finally:
         reader.cancel()
 

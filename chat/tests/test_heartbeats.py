@@ -90,3 +90,31 @@ def test_a_visitor_who_leaves_stops_the_reading_of_the_model() -> None:
         return reading_stopped.is_set()
 
     assert asyncio.run(scenario())
+
+
+def test_a_backlog_of_deltas_lets_other_work_run_between_them() -> None:
+    """A model that sends faster than the visitor takes: its deltas wait in order, and the stream
+    still gives the event loop a turn between two of them (other streams, a disconnect)."""
+
+    async def scenario() -> tuple[list[str | None], int]:
+        async def model() -> AsyncIterator[str]:
+            for number in range(50):
+                yield f"w{number} "  # all at once, no await
+
+        turns_of_others = 0
+
+        async def other_stream() -> None:
+            nonlocal turns_of_others
+            while True:
+                turns_of_others += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(other_stream())
+        await asyncio.sleep(0)
+        out = await _collect(model(), 5)
+        other.cancel()
+        return out, turns_of_others
+
+    out, turns_of_others = asyncio.run(scenario())
+    assert out == [f"w{number} " for number in range(50)]
+    assert turns_of_others >= 40
