@@ -6,11 +6,15 @@ import io
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from django.core.management import call_command
+from django.urls import Resolver404, get_resolver, resolve
+from django.urls.resolvers import URLResolver
 
 from conftest import TenantWorld, api_client
 from minirag.error_handlers import flatten_errors, summarize_errors
@@ -58,6 +62,47 @@ def test_unknown_v1_routes_answer_json_404(alpha: TenantWorld) -> None:
     response = alpha.client().get("/v1/does-not-exist")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def _routes(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every URL pattern as (its whole route, the pattern), in the order Django tries them."""
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern).removeprefix("^").removesuffix("$").removesuffix(r"\Z")
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, route)
+        else:
+            yield route, pattern
+
+
+def _example_path(route: str) -> str:
+    """A path the route matches: its parameters filled with plausible values (a regular
+    expression's named group: its first alternative when it lists words, else a word)."""
+
+    def group(found: re.Match[str]) -> str:
+        words = found.group(1).split("|")
+        return words[0] if all(re.fullmatch(r"[\w-]+", word) for word in words) else "example"
+
+    route = re.sub(r"\(\?P<\w+>([^)]*)\)", group, route)
+    route = re.sub(r"<uuid:\w+>", "3f1c2d4e-1111-2222-3333-444455556666", route)
+    route = re.sub(r"<int:\w+>", "7", route)
+    route = re.sub(r"<(?:\w+:)?\w+>", "example", route)
+    return "/" + route.replace("\\.", ".")
+
+
+def test_no_route_hides_another_so_the_order_of_the_apps_urls_changes_nothing() -> None:
+    """minirag/urls.py puts chat's routes first (a streamed answer keeps its request, and with it
+    the list of patterns tried before the match): that is safe only while no route matches
+    another route's paths."""
+    checked = 0
+    for route, pattern in _routes(get_resolver().url_patterns):
+        try:
+            match = resolve(_example_path(route))
+        except Resolver404:
+            continue  # a pattern whose example this simple filling cannot build
+        assert (match.func, match.url_name) == (pattern.callback, pattern.name), f"{route} is hidden by {match.route}"
+        checked += 1
+    assert checked > 170
+    assert len(resolve("/v1/chat").tried) <= 2
 
 
 def test_wrong_methods_are_405_with_detail(alpha: TenantWorld) -> None:
