@@ -335,6 +335,10 @@ async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator
         return
 
     used, prompt = _grounding(turn, retrieval)
+    # What the stored answer needs of the search; the rest (every candidate) is not kept while the
+    # answer streams.
+    searched, best_score = _searched(retrieval), retrieval.best_local_score
+    del retrieval
     _release(admission)  # the CPU-bound phase is over: the model call waits outside the gate
     yield sse("sources", {"sources": [citation(chunk) for chunk in used]})
     try:
@@ -343,7 +347,7 @@ async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator
         yield sse("error", {"detail": _as_api_error(error, turn).detail})
         return
 
-    parts: list[str] = []
+    said = ""  # the answer so far, one string (a list of its deltas would hold an object per token)
     first_token_ms: int | None = None
     failure: ModelError | None = None
     complete = False
@@ -354,7 +358,7 @@ async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator
                 continue
             if first_token_ms is None:
                 first_token_ms = turn.elapsed_ms()
-            parts.append(delta)
+            said += delta
             yield sse("delta", {"content": delta})
         complete = True
     except ModelError as error:
@@ -365,20 +369,20 @@ async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator
             # what was already sent, shielded so that the cancellation cannot interrupt it.
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await generation.aclose()
-            if parts:
-                partial = _partial(turn, model, parts, used, first_token_ms, _searched(retrieval))
+            if said:
+                partial = _partial(turn, model, said, used, first_token_ms, searched)
                 await _shielded(record_answer, turn, partial)
 
     if failure is not None:
         # The model failed mid-answer: keep what it said, count the failure, say why it stopped.
-        if parts:
-            await _record_answer(turn, _partial(turn, model, parts, used, first_token_ms, _searched(retrieval)))
+        if said:
+            await _record_answer(turn, _partial(turn, model, said, used, first_token_ms, searched))
         await _record_failure(turn, model=model, error=failure.message, streamed=True)
         yield sse("error", {"detail": _as_api_error(failure, turn).detail})
         return
 
     record = AnswerRecord(
-        content="".join(parts),
+        content=said,
         outcome=Message.Outcome.ANSWERED,
         model=model,
         chunks=used,
@@ -386,8 +390,8 @@ async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator
         completion_tokens=generation.completion_tokens,
         time_to_first_token_ms=first_token_ms,
         streamed=True,
-        best_score=retrieval.best_local_score,
-        searched_question=_searched(retrieval),
+        best_score=best_score,
+        searched_question=searched,
     )
     message = await _record_answer(turn, record)
     yield sse("done", _done(turn, message))
@@ -396,12 +400,11 @@ async def _stream(turn: PreparedTurn, admission: Ticket | None) -> AsyncIterator
 def _partial(
     turn: PreparedTurn,
     model: str,
-    parts: list[str],
+    text: str,
     used: list[RetrievedChunk],
     first_token_ms: int | None,
     searched: str,
 ) -> AnswerRecord:
-    text = "".join(parts)
     return AnswerRecord(
         content=text,
         outcome=Message.Outcome.PARTIAL,

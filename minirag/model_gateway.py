@@ -534,7 +534,7 @@ class CompletionStream:
         self._response = response
         self._model = model
         self._messages = messages
-        self._text: list[str] = []
+        self._text = ""  # one string: a list of the deltas would hold an object per token
         self._usage: Any = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -568,7 +568,7 @@ class CompletionStream:
             delta = getattr(choices[0], "delta", None) if choices else None
             text = getattr(delta, "content", None) if delta is not None else None
             if text and isinstance(text, str):
-                self._text.append(text)
+                self._text += text
                 yield text
         self._count_usage()
 
@@ -578,7 +578,7 @@ class CompletionStream:
             litellm = _litellm()
             try:
                 prompt = litellm.token_counter(model=self._model, messages=self._messages)
-                completion = litellm.token_counter(model=self._model, text="".join(self._text))
+                completion = litellm.token_counter(model=self._model, text=self._text)
             except Exception:  # a model it cannot count for: the answer stands, uncounted
                 logger.warning("Could not count the tokens of a streamed answer of %s.", self._model, exc_info=True)
                 prompt = completion = 0
