@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A thousand answer streams open at once in one process: errors, and what one open stream costs.
 
-    .venv/bin/python bench/streams.py                     # 1,000 streams, 3 waves at 12/s (≈ 16 min)
+    .venv/bin/python bench/streams.py                     # 1,000 streams, 3 waves at 12/s (≈ 12 min)
     .venv/bin/python bench/streams.py --streams 300 --rate 20
     .venv/bin/python bench/streams.py --quick             # 20 streams, 3 short waves (the test smoke, ≈ 40 s)
     .venv/bin/python bench/streams.py --streams 150 --rate 4 --waves 1 --tracemalloc 5   # where it goes

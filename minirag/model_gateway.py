@@ -469,12 +469,12 @@ def _token_count(value: Any) -> int:
 class _ShortChunkHistory(list[Any]):
     """LiteLLM's stream wrapper keeps every chunk of an answer (`CustomStreamWrapper.chunks`) until
     the answer ends, to rebuild the whole response for its end-of-stream bookkeeping: about 3 KB
-    per token, held by every open stream. This list keeps the same history short: the text of
-    older plain-text chunks is merged into one chunk of our own (a copy of the run's first), and
-    anything else (a finish reason, usage, tool calls, a role change) is kept as it came. Rebuilt from it,
-    the response is the same text, usage and finish reason; the last `KEEP_RECENT` chunks stay as
-    they came (LiteLLM compares the last two to spot a model repeating itself). Chunks that are not
-    plain text (reasoning, tool calls) are kept whole: a run of plain text after them merges anew."""
+    per token, held by every open stream. This list keeps that history short: a run of older
+    plain-text chunks is merged into one chunk of our own (a copy of the run's first); anything
+    else (reasoning, tool calls, a finish reason, usage) is kept whole, and a run of plain text
+    after it merges anew. The last `KEEP_RECENT` chunks stay as they came (LiteLLM compares the
+    last two to spot a model repeating itself). Rebuilt from it, the response has the same text,
+    usage and finish reason (minirag/tests/test_model_stream.py)."""
 
     COMPACT_AT = 6
     KEEP_RECENT = 2
