@@ -7,18 +7,11 @@ Qdrant, the offline embedder), behind the admission gate with its default slots.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from minirag.tests.benches import run_bench
-
-
-def _summary(stdout: str) -> dict:
-    lines = [line for line in stdout.splitlines() if line.startswith("BURST ")]
-    assert lines, stdout
-    return json.loads(lines[-1].removeprefix("BURST "))
+from minirag.tests.benches import json_summary, run_bench
 
 
 @pytest.mark.timeout(180)
@@ -27,7 +20,7 @@ def test_a_small_burst_is_answered_in_arrival_order_without_errors() -> None:
     print(result.stdout)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = _summary(result.stdout)
+    summary = json_summary(result.stdout, "BURST")
     assert summary["errors"] == 0 and summary["refused"] == 0, summary["error_samples"]
     assert summary["answered"] == 20
     # Arrival order: 20 turns sent 2 ms apart, so one swapped pair costs 0.01; a sanity bound on a

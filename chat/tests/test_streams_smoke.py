@@ -8,20 +8,13 @@ Qdrant, the offline embedder)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from minirag.tests.benches import run_bench
+from minirag.tests.benches import json_summary, run_bench
 
 STREAMS = 20  # --quick
-
-
-def _summary(stdout: str) -> dict:
-    lines = [line for line in stdout.splitlines() if line.startswith("STREAMS ")]
-    assert lines, stdout
-    return json.loads(lines[-1].removeprefix("STREAMS "))
 
 
 @pytest.mark.timeout(180)
@@ -30,7 +23,7 @@ def test_a_small_run_of_open_streams_has_no_errors_and_no_thread_per_stream() ->
     print(result.stdout)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = _summary(result.stdout)
+    summary = json_summary(result.stdout, "STREAMS")
     assert summary["errors"] == 0, [wave["error_samples"] for wave in summary["waves"]]
     assert len(summary["waves"]) == 3
     for wave in summary["waves"]:

@@ -3,9 +3,11 @@ numbers are in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,3 +21,10 @@ def run_bench(script: str, *arguments: str, timeout: int = 300) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
+
+
+def json_summary(stdout: str, prefix: str) -> dict[str, Any]:
+    """The summary a bench prints last as `<prefix> {json}`."""
+    lines = [line for line in stdout.splitlines() if line.startswith(f"{prefix} ")]
+    assert lines, stdout
+    return json.loads(lines[-1].removeprefix(f"{prefix} "))
