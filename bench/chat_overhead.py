@@ -356,6 +356,8 @@ def measure_concurrency(
             "--lifespan",
             "off",
             "--no-access-log",
+            "--loop",
+            "asyncio",  # as `make run` and the image serve it
             "--log-level",
             "warning",
             "--limit-concurrency",

@@ -421,6 +421,8 @@ class Server:
                 "--lifespan",
                 "off",
                 "--no-access-log",
+                "--loop",
+                "asyncio",  # as `make run` and the image serve it
                 "--log-level",
                 "warning",
             ],
