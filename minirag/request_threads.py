@@ -20,7 +20,8 @@ its database connections (gives them back to the pool) before it exits.
 
 Only for async generators whose own thread-sensitive calls are awaited one at a time (no task of
 the request keeps one running while the generator yields): that is what makes the executor idle
-when an event comes out. The chat turn stream (chat/turns.py) is such a generator.
+when an event comes out. The chat turn stream (chat/turns.py) is such a generator: the task that
+reads the model's deltas beside it (`_with_heartbeats`) makes no thread-sensitive call.
 
 This reads asgiref's bookkeeping (`SyncToAsync.thread_sensitive_context` and
 `context_to_thread_executor`, there since asgiref 3.3, unchanged in 3.13); should it move, nothing
