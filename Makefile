@@ -29,7 +29,7 @@ run: install
 	@$(PY) scripts/init_env.py
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
-	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off --no-proxy-headers --loop asyncio
+	@exec $(VENV)/bin/uvicorn minirag.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off --no-proxy-headers
 
 # On every core (pytest-xdist; PYTEST_WORKERS=0 runs it in one process). Each worker has its own test
 # database; a test file, and the browser package, go to one worker whole (conftest.py).

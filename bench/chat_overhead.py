@@ -356,8 +356,6 @@ def measure_concurrency(
             "--lifespan",
             "off",
             "--no-access-log",
-            "--loop",
-            "asyncio",  # as `make run` and the image serve it
             "--log-level",
             "warning",
             "--limit-concurrency",

@@ -421,8 +421,6 @@ class Server:
                 "--lifespan",
                 "off",
                 "--no-access-log",
-                "--loop",
-                "asyncio",  # as `make run` and the image serve it
                 "--log-level",
                 "warning",
             ],

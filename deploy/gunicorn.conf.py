@@ -35,10 +35,7 @@ class ClientAddressWorker(UvicornWorker):
     per request and reset every per-address limit). The address is the TCP peer; MiniRAG itself
     reads X-Forwarded-For for exactly MINIRAG_NUM_PROXIES hops (docs/security.md)."""
 
-    # Python's own event loop, not uvloop: uvloop crashed (segfault) under this product's streams in
-    # testing, has open reports of segfaults and of responses sent to the wrong request, and
-    # measured no faster here (bench/load.py, bench/streams.py: docs/benchmarks.md).
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False, "loop": "asyncio"}
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
 
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"

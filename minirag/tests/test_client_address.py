@@ -85,7 +85,6 @@ def serve(transactional_db: Any, tmp_path: Path) -> Iterator[Any]:
             time.sleep(0.2)
         return base_url
 
-    start.processes = processes  # type: ignore[attr-defined]
     yield start
     for process in processes:
         os.killpg(process.pid, 15)
@@ -153,28 +152,3 @@ def test_the_address_rule_in_process(settings: Any) -> None:
     assert client_address(Request(request)) == "192.0.2.1"
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     assert client_address(Request(request)) == "203.0.113.5"
-
-
-def _processes_of_group(group: int) -> list[int]:
-    """Every live process in the process group (the server and, under gunicorn, its workers)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:  # after the name: state, ppid, pgrp
-            pids.append(int(stat.parent.name))
-    return pids
-
-
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("command_for", [make_run_server_command, image_server_command], ids=["make-run", "image"])
-def test_the_server_runs_on_pythons_own_event_loop(serve: Any, command_for: Any) -> None:
-    """Not uvloop (deploy/gunicorn.conf.py says why): the serving processes never load it."""
-    serve(command_for)
-    pids = _processes_of_group(serve.processes[-1].pid)
-    assert pids
-    for pid in pids:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-        assert "uvloop" not in maps, f"process {pid} loaded uvloop"

@@ -501,9 +501,7 @@ def live_api(transactional_db: Any) -> Iterator[str]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(application, lifespan="off", log_level="warning", access_log=False, loop="asyncio")
-    )
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn-faults")
     thread.start()
     wait_until(lambda: server.started, "uvicorn to start", timeout=20)

@@ -74,7 +74,7 @@ def api_server() -> Iterator[tuple[str, InFlight]]:
 
     app = InFlight(application)
     sock = _free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, loop="asyncio"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn")
     thread.start()
     deadline = time.monotonic() + 20
