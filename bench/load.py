@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/load.py                              # 32 users, 30 s, after a 5 s warm-up
     .venv/bin/python bench/load.py --users 64 --duration 60
+    .venv/bin/python bench/load.py --only sources --no-baseline    # one kind: its CPU per request
     .venv/bin/python bench/load.py --database-url postgres://postgres@127.0.0.1:5432/minirag_load
 
 What runs where:
@@ -288,7 +289,9 @@ async def _read(client: Any, kind: str, path: str, headers: dict[str, str], rec:
     rec.add(kind, started, (time.monotonic() - started) * 1000)
 
 
-async def _user(client: Any, target: Target, number: int, seed: int, run_id: str, end: float, rec: Recorder) -> None:
+async def _user(
+    client: Any, target: Target, number: int, seed: int, run_id: str, end: float, rec: Recorder, mix: dict[str, int]
+) -> None:
     rng = random.Random(seed * 100_003 + number)  # noqa: S311 - a reproducible mix, not a secret
     visitor = f"load-{run_id}-{number}"
     tenant = {"Authorization": f"Bearer {target.tenant_token}"}
@@ -309,7 +312,7 @@ async def _user(client: Any, target: Target, number: int, seed: int, run_id: str
             await _read(client, kind, f"{target.url}/v1/sources?bot_profile_id={target.bot_id}", tenant, rec)
         else:
             await _read(client, kind, f"{target.url}/v1/bot-profiles", tenant, rec)
-        kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+        kind = rng.choices(list(mix), weights=list(mix.values()))[0]
         if kind == "messages" and chat_id is None:
             kind = "chat"
 
@@ -334,7 +337,7 @@ async def generate(config: dict[str, Any]) -> dict[str, Any]:
         measure_start_wall = time.time() + warmup
         await asyncio.gather(
             *(
-                _user(client, target, number, int(config["seed"]), config["run_id"], rec.window[1], rec)
+                _user(client, target, number, int(config["seed"]), config["run_id"], rec.window[1], rec, config["mix"])
                 for number in range(users)
             )
         )
@@ -653,7 +656,16 @@ class RunResult:
         return self.summary["kinds"].get(name, {})
 
 
-def drive(target: Target, server_pid: int, *, users: int, warmup: float, duration: float, seed: int) -> RunResult:
+def drive(
+    target: Target,
+    server_pid: int,
+    *,
+    users: int,
+    warmup: float,
+    duration: float,
+    seed: int,
+    kinds: tuple[str, ...] = tuple(MIX),
+) -> RunResult:
     """Run the load generator process against `target` and sample the server's memory every
     second while it runs. The generator is killed if it overruns its time by a minute."""
     with tempfile.TemporaryDirectory(prefix="minirag-load-") as work:
@@ -664,6 +676,7 @@ def drive(target: Target, server_pid: int, *, users: int, warmup: float, duratio
             "warmup": warmup,
             "duration": duration,
             "seed": seed,
+            "mix": {kind: MIX[kind] for kind in kinds},
             "run_id": secrets.token_hex(3),
         }
         config_path.write_text(json.dumps(config))
@@ -705,6 +718,7 @@ class LoadOptions:
     warmup: float = 5.0
     baseline: bool = True
     seed: int = 1
+    kinds: tuple[str, ...] = tuple(MIX)  # the request kinds in the mix (MIX's weights among them)
 
 
 @dataclass
@@ -790,6 +804,7 @@ def run(options: LoadOptions) -> LoadReport:
                 warmup=options.warmup,
                 duration=options.duration,
                 seed=options.seed,
+                kinds=options.kinds,
             )
         finally:
             server.stop()
@@ -818,6 +833,7 @@ def run(options: LoadOptions) -> LoadReport:
                     warmup=options.warmup,
                     duration=options.duration,
                     seed=options.seed,
+                    kinds=options.kinds,
                 )
             finally:
                 server.stop()
@@ -859,6 +875,7 @@ def format_report(report: LoadReport) -> str:
         f"MiniRAG under load: {options.users} users for {options.duration:.0f} s after a "
         f"{options.warmup:.0f} s warm-up; one uvicorn process; PostgreSQL ({database}); "
         f"{'Redis' if options.redis_url else 'in-process'} rate limits; bench/instant model, local/minilm embeddings",
+        *([] if options.kinds == tuple(MIX) else [f"only: {', '.join(options.kinds)}"]),
         f"load average before {report.load_before[0]:.2f}, after {report.load_after[0]:.2f}",
         "",
         f"{'kind':30} {'count':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
@@ -929,6 +946,13 @@ def main() -> int:
     )
     parser.add_argument("--no-baseline", action="store_true", help="Skip the bare-ASGI baseline.")
     parser.add_argument("--seed", type=int, default=1, help="Seed of the request mix.")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(MIX),
+        help="Load with only this kind of request (repeatable): the CPU per request of one kind. "
+        "A user's first request is a chat, and `messages` needs one.",
+    )
     args = parser.parse_args()
     report = run(
         LoadOptions(
@@ -939,6 +963,7 @@ def main() -> int:
             warmup=args.warmup,
             baseline=not args.no_baseline,
             seed=args.seed,
+            kinds=tuple(args.only or MIX),
         )
     )
     print(format_report(report))

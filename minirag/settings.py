@@ -92,7 +92,7 @@ MIDDLEWARE = [
     # First, so every response (redirects and errors included) carries X-Request-ID and is counted.
     "minirag.metrics.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "servestatic.middleware.ServeStaticMiddleware",
+    "minirag.static_files.StaticFilesMiddleware",  # servestatic's, without a bridge per request
     "minirag.cors.WidgetCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

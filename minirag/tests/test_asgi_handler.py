@@ -1,23 +1,31 @@
 """The served ASGI handler (minirag/asgi_handler.py): a synchronous view's request runs its
-middleware and view on one thread, with the same response as Django's own handler; async views
-(the chat turn) keep Django's asynchronous path."""
+signals, middleware and view in one call on a thread lent for the request, with the same response
+as Django's own handler; async views (the chat turn) keep Django's asynchronous path."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
+from django.core import signals
 from django.core.asgi import get_asgi_application
 from django.db import connections
+from django.test import Client
 
 from conftest import TenantWorld, build_world
 from minirag.asgi_handler import OneThreadASGIHandler
+from minirag.request_threads import idle_request_threads
 
 
-def call(application: Any, token: str, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+def call(
+    application: Any, token: str, method: str, path: str, body: bytes = b"", on_send: Any = None
+) -> tuple[int, dict[str, str], bytes]:
+    path, _, query = path.partition("?")
+
     async def run() -> tuple[int, dict[str, str], bytes]:
         sent, finished = False, asyncio.Event()
         status, headers, content = 0, {}, b""
@@ -32,6 +40,8 @@ def call(application: Any, token: str, method: str, path: str, body: bytes = b""
 
         async def send(message: dict[str, Any]) -> None:
             nonlocal status, headers, content
+            if on_send is not None:
+                on_send(message)
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = {key.decode().lower(): value.decode() for key, value in message["headers"]}
@@ -48,7 +58,7 @@ def call(application: Any, token: str, method: str, path: str, body: bytes = b""
             "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
-            "query_string": b"",
+            "query_string": query.encode(),
             "root_path": "",
             "headers": [
                 (b"host", b"testserver"),
@@ -98,13 +108,53 @@ def test_a_synchronous_view_runs_on_one_thread_with_the_same_response(world: Ten
     assert {key: value for key, value in ours[1].items() if key != "x-request-id"} == {
         key: value for key, value in theirs[1].items() if key != "x-request-id"
     }
-    # Django's handler crosses to a thread for each classic middleware method and the view (20
-    # here); ours once for all of them, plus the request's signals and the bridge around the static
-    # files' async-only middleware (7).
+    # Django's handler crosses to a thread for the request's signals, each classic middleware
+    # method and the view (20 here); ours once for all of them (and `call` once more, to close
+    # the test's connections).
     ours_status, ours_hops = hops(served, world, "GET", "/v1/bot-profiles")
     theirs_status, theirs_hops = hops(django, world, "GET", "/v1/bot-profiles")
     assert ours_status == theirs_status == 200
-    assert ours_hops * 2 < theirs_hops, (ours_hops, theirs_hops)
+    assert ours_hops == 2 and theirs_hops > 10, (ours_hops, theirs_hops)
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+def test_requests_reuse_a_lent_thread_and_a_whole_response_is_closed_before_it_is_sent(world: TenantWorld) -> None:
+    served = OneThreadASGIHandler()
+    events: list[tuple[str, int]] = []
+
+    def started(**kwargs: Any) -> None:
+        events.append(("started", threading.get_ident()))
+
+    def finished(**kwargs: Any) -> None:
+        events.append(("finished", threading.get_ident()))
+
+    def sent(message: dict[str, Any]) -> None:
+        events.append((message["type"], threading.get_ident()))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        for _ in range(2):
+            assert call(served, world.tokens["owner"], "GET", "/v1/bot-profiles", on_send=sent)[0] == 200
+        whole = list(events)
+        events.clear()
+        status, _, content = call(served, world.tokens["owner"], "GET", "/v1/chat/export?format=csv", on_send=sent)
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    # A whole response: its signals on one thread, the same for both requests (kept between them,
+    # not started for each), and request_finished (its database connection given back) before
+    # anything is sent.
+    names = [name for name, _ in whole]
+    assert names == ["started", "finished", "http.response.start", "http.response.body"] * 2, names
+    request_threads = {thread for name, thread in whole if name in ("started", "finished")}
+    assert len(request_threads) == 1 and threading.get_ident() not in request_threads
+    assert len(idle_request_threads) >= 1
+    # A streamed one (the CSV export) is closed after its last part was sent, as Django does.
+    assert status == 200 and content.startswith(b"chat_id,")
+    names = [name for name, _ in events]
+    assert names[0] == "started" and names[-1] == "finished" and names.count("finished") == 1, names
+    assert names[-2] == "http.response.body"
 
 
 def test_errors_static_files_and_async_views_as_before(world: TenantWorld) -> None:
@@ -118,3 +168,30 @@ def test_errors_static_files_and_async_views_as_before(world: TenantWorld) -> No
     body = json.dumps({"bot_profile_id": str(world.bot.pk), "message": "How long do refunds take?"}).encode()
     status, _, content = call(served, world.tokens["owner"], "POST", "/v1/chat", body)
     assert status == 200 and json.loads(content)["message"]["role"] == "assistant"
+
+
+def test_the_static_files_middleware_crosses_to_the_event_loop_only_for_static_paths(world: TenantWorld) -> None:
+    """On a synchronous middleware chain (the test client's, Django's WSGI handler's, the served
+    handler's for synchronous views) servestatic's async-only middleware needs a bridge to the event
+    loop; minirag/static_files.py takes it only for a path under STATIC_URL."""
+    bridges = 0
+    real = AsyncToSync.__call__
+
+    def counting(self: AsyncToSync, *args: Any, **kwargs: Any) -> Any:
+        nonlocal bridges
+        bridges += 1
+        return real(self, *args, **kwargs)
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {world.tokens['owner']}")
+    AsyncToSync.__call__ = counting  # type: ignore[method-assign]
+    try:
+        assert client.get("/v1/bot-profiles").status_code == 200
+        api_bridges = bridges
+        script = client.get("/static/widget/minirag-widget.js")
+        missing = client.get("/static/widget/no-such-file.js")
+    finally:
+        AsyncToSync.__call__ = real  # type: ignore[method-assign]
+    assert api_bridges == 0
+    assert script.status_code == 200 and "javascript" in script["Content-Type"]
+    assert int(script["Content-Length"]) > 1000
+    assert missing.status_code == 404 and bridges == 2
