@@ -23,16 +23,6 @@ the request keeps one running while the generator yields): that is what makes th
 when an event comes out. The chat turn stream (chat/turns.py) is such a generator: the task that
 reads the model's deltas beside it (`_with_heartbeats`) makes no thread-sensitive call.
 
-Threads kept between requests (`lent_request_thread`): left to itself, Django's handler starts a
-thread for every request and another one to join it when the request ends: two threads started and
-stopped per request, ≈ 0.5 ms of the event loop's time for a `GET`. The served handler
-(minirag/asgi_handler.py) instead lends each request an idle one-thread executor for its
-thread-sensitive calls (asgiref's `ThreadSensitiveContext(executor=...)`) and takes it back when the
-request ends, keeping up to `IDLE_REQUEST_THREADS` of them, as a WSGI server keeps its threads. A
-retired stream's thread goes back there too. What a request leaves in its thread is nothing the
-next one sees: Django's per-request state (database connections included) lives in the request's
-context variables, not in the thread.
-
 This reads asgiref's bookkeeping (`SyncToAsync.thread_sensitive_context` and
 `context_to_thread_executor`, there since asgiref 3.3, unchanged in 3.13); should it move, nothing
 is retired and streams keep their thread as before (chat/tests/test_stream_threads.py notices).
@@ -40,20 +30,15 @@ is retired and streams keep their thread as before (chat/tests/test_stream_threa
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
-from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, MutableMapping
+from concurrent.futures import Executor
+from contextlib import aclosing
 from typing import Any, TypeVar
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from asgiref.sync import SyncToAsync
 from django.db import connections
 
 T = TypeVar("T")
-
-# Idle request threads kept for the next requests: about as many as requests run their synchronous
-# work at once under load (bench/load.py's 32 users); more are started when needed and stopped when
-# they come back to a full set. Each costs ≈ 100 KB while it waits.
-IDLE_REQUEST_THREADS = 32
 
 
 def _close_connections() -> None:
@@ -64,73 +49,14 @@ def _close_connections() -> None:
             connection.close()
 
 
-class RequestThread(ThreadPoolExecutor):
-    """A one-thread executor that `lent_request_thread` lends to requests, one at a time."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=1, thread_name_prefix="request")
-
-
-def _stop(executor: Executor) -> None:
-    executor.submit(_close_connections)  # runs before the thread exits: shutdown lets queued work finish
-    executor.shutdown(wait=False)  # never blocks the event loop: the thread exits on its own
-
-
-class _IdleRequestThreads:
-    """The idle `RequestThread`s, lent and taken back on the event loop's thread only. The most
-    recently used goes out first: its stack is still in memory."""
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self._idle: list[RequestThread] = []
-
-    def lend(self) -> RequestThread:
-        return self._idle.pop() if self._idle else RequestThread()
-
-    def take_back(self, executor: Executor) -> None:
-        """Keep `executor` for a later request, or stop it: when enough are kept, or when it is
-        not a `RequestThread` (one asgiref started for a request whose lent thread was retired)."""
-        if isinstance(executor, RequestThread) and len(self._idle) < self.keep:
-            self._idle.append(executor)
-        else:
-            _stop(executor)
-
-    def __len__(self) -> int:
-        return len(self._idle)
-
-    def __contains__(self, executor: object) -> bool:
-        return executor in self._idle
-
-
-idle_request_threads = _IdleRequestThreads(IDLE_REQUEST_THREADS)
-
-
-@asynccontextmanager
-async def lent_request_thread() -> AsyncIterator[None]:
-    """A request's thread-sensitive calls run on an idle thread lent for the request (see the module
-    docstring); whichever thread the request holds at the end (a stream may have given its first
-    back and been handed another) is kept for the next requests."""
-    context = ThreadSensitiveContext(executor=idle_request_threads.lend())
-    async with context:
-        try:
-            yield
-        finally:
-            executor = SyncToAsync.context_to_thread_executor.get(context)
-            if executor is not None:
-                idle_request_threads.take_back(executor)
-
-
 def _request_context() -> tuple[Any, MutableMapping[Any, Executor]] | None:
-    """The innermost `ThreadSensitiveContext` and asgiref's map of its executor, or None: outside
-    such a context, when the context's caller gave it an executor of its own (not ours to retire;
-    a lent `RequestThread` is), or if asgiref no longer keeps them there (then nothing is retired:
+    """The innermost `ThreadSensitiveContext` and asgiref's map of the executors it created, or
+    None: outside such a context, when the context was given its executor by its caller (that one
+    is not ours to retire), or if asgiref no longer keeps them there (then nothing is retired:
     streams keep their thread, as before)."""
     context = SyncToAsync.thread_sensitive_context.get(None)
     executors = getattr(SyncToAsync, "context_to_thread_executor", None)
-    if context is None or executors is None:
-        return None
-    given = getattr(context, "_executor", None)
-    if given is not None and not isinstance(given, RequestThread):
+    if context is None or executors is None or getattr(context, "_executor", None) is not None:
         return None
     return context, executors
 
@@ -144,16 +70,16 @@ def request_thread_executor() -> Executor | None:
 
 
 def retire_request_thread(executor: Executor) -> bool:
-    """Take `executor` (this request's idle thread-sensitive executor) from the request, so that the
-    request's next thread-sensitive call gets a new thread: a lent one goes back to the idle
-    threads, one asgiref started for the request is stopped (`take_back`). False when it is not (or no longer)
+    """Stop `executor` (this request's idle thread-sensitive executor) and forget it, so that the
+    request's next thread-sensitive call starts a new thread. False when it is not (or no longer)
     the request's own executor: nothing done."""
     found = _request_context()
     if found is None or found[1].get(found[0]) is not executor:
         return False
     context, executors = found
     del executors[context]
-    idle_request_threads.take_back(executor)
+    executor.submit(_close_connections)  # runs before the thread exits: shutdown lets queued work finish
+    executor.shutdown(wait=False)  # never blocks the event loop: the thread exits on its own
     return True
 
 

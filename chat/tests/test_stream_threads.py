@@ -24,14 +24,7 @@ from chat import services
 from chat.models import Message
 from chat.tests.conftest import add_knowledge, chat_turn_scope, use_model
 from conftest import build_world
-from minirag.request_threads import (
-    RequestThread,
-    idle_request_threads,
-    lent_request_thread,
-    request_thread_executor,
-    retire_request_thread,
-    without_idle_request_thread,
-)
+from minirag.request_threads import request_thread_executor, retire_request_thread, without_idle_request_thread
 from tenants.tenancy import tenant_scope
 
 
@@ -67,40 +60,6 @@ def test_the_thread_is_retired_after_a_gap_and_the_next_call_gets_a_new_one() ->
     assert seen["store"] is not seen["view"] and seen["store"] is not threading.main_thread()
     # The thread that stored the answer right before `done` is the request's until it ends.
     assert seen["executor at the end"] is not None
-
-
-def test_a_lent_thread_goes_back_to_the_idle_threads_after_a_gap_and_serves_the_next_request() -> None:
-    """Under the served handler (minirag/asgi_handler.py) a request's thread is lent: retired
-    mid-answer, it is kept for the next request instead of stopped; the thread that stored the
-    answer (asgiref's own, started after the retirement) is stopped when the request ends."""
-
-    async def scenario() -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-
-        async def events() -> AsyncGenerator[str, None]:
-            seen["view"] = await sync_to_async(_current_thread)()
-            seen["lent"] = request_thread_executor()
-            yield "sources"
-            yield "delta 1"
-            await asyncio.sleep(0.05)
-            yield "delta 2"
-            seen["idle mid-answer"] = seen["lent"] in idle_request_threads
-            seen["store"] = await sync_to_async(_current_thread)()
-            yield "done"
-
-        async with lent_request_thread():
-            seen["events"] = [event async for event in without_idle_request_thread(events())]
-        async with lent_request_thread():
-            seen["next request"] = await sync_to_async(_current_thread)()
-        return seen
-
-    seen = asyncio.run(scenario())
-    assert seen["events"] == ["sources", "delta 1", "delta 2", "done"]
-    assert isinstance(seen["lent"], RequestThread) and seen["idle mid-answer"]
-    assert seen["next request"] is seen["view"] and seen["view"].is_alive()
-    assert seen["store"] is not seen["view"]
-    seen["store"].join(timeout=5)
-    assert not seen["store"].is_alive()
 
 
 def test_nothing_is_retired_outside_a_thread_sensitive_context_or_when_the_caller_owns_the_executor() -> None:
