@@ -14,23 +14,17 @@ its closing: one crossing per request, where Django's own path made three even a
 the live event streams) keep Django's asynchronous path unchanged: a client that leaves while its
 turn waits still cancels the wait, and no thread waits with it.
 
-A synchronous view's request also borrows its thread from a set kept between requests: Django's
-handler starts a thread for every request and another one to join it when the request ends (two
-threads started and stopped per `GET`). Async views keep Django's per-request thread, which
-asgiref starts only when the request first needs one: a turn waiting at the admission gate holds
-none, and an open answer stream gives its own back (minirag/request_threads.py). What a request
-leaves in a kept thread is nothing the next one sees: Django's per-request state (database
-connections included) lives in the request's context variables, not in the thread.
+Every request borrows its thread from a set kept between requests, at its first synchronous call,
+instead of starting one and another to join it (minirag/request_threads.py `lent_request_thread`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -40,39 +34,7 @@ from django.http import FileResponse
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
-# Idle request threads kept for the next synchronous requests: about as many as run at once under
-# load (bench/load.py's 32 users); more are started when needed and stopped when they come back to
-# a full set. Each costs ≈ 100 KB while it waits.
-IDLE_REQUEST_THREADS = 32
-
-
-class _IdleRequestThreads:
-    """One-thread executors kept between requests, as a WSGI server keeps its threads. Lent and
-    taken back on event loops' threads, possibly several (a test's server in a thread beside the
-    test's own loop): only atomic list operations. The most recently used goes out first: its stack
-    is still in memory."""
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self._idle: list[ThreadPoolExecutor] = []
-
-    def lend(self) -> ThreadPoolExecutor:
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
-
-    def take_back(self, executor: ThreadPoolExecutor) -> None:
-        if len(self._idle) < self.keep:
-            self._idle.append(executor)
-        else:
-            executor.shutdown(wait=False)  # never blocks the event loop: the thread exits on its own
-
-    def __len__(self) -> int:
-        return len(self._idle)
-
-
-idle_request_threads = _IdleRequestThreads(IDLE_REQUEST_THREADS)
+from minirag.request_threads import lent_request_thread
 
 
 class OneThreadASGIHandler(ASGIHandler):
@@ -88,17 +50,13 @@ class OneThreadASGIHandler(ASGIHandler):
             return
         script_name = get_script_prefix(scope)
         path_info = scope["path"].removeprefix(script_name) if script_name else scope["path"]
-        if not self._path_is_synchronous(path_info):
-            await super().__call__(scope, receive, send)  # Django's own, unchanged
-            return
-        # Django's handler would start a thread for the request (in its ThreadSensitiveContext) and
-        # another to join it at the end; this request borrows an idle one for its synchronous work.
-        executor = idle_request_threads.lend()
-        try:
-            async with ThreadSensitiveContext(executor=executor):
+        # Django's handler enters a ThreadSensitiveContext of its own here, which starts a thread
+        # for the request and another to join it at the end: this one lends a kept thread.
+        async with lent_request_thread():
+            if self._path_is_synchronous(path_info):
                 await self._handle_synchronous_view(scope, receive, send, script_name)
-        finally:
-            idle_request_threads.take_back(executor)
+            else:
+                await self.handle(scope, receive, send)  # Django's own
 
     @staticmethod
     def _path_is_synchronous(path_info: str) -> bool:

@@ -24,7 +24,13 @@ from chat import services
 from chat.models import Message
 from chat.tests.conftest import add_knowledge, chat_turn_scope, use_model
 from conftest import build_world
-from minirag.request_threads import request_thread_executor, retire_request_thread, without_idle_request_thread
+from minirag.request_threads import (
+    idle_request_threads,
+    lent_request_thread,
+    request_thread_executor,
+    retire_request_thread,
+    without_idle_request_thread,
+)
 from tenants.tenancy import tenant_scope
 
 
@@ -60,6 +66,40 @@ def test_the_thread_is_retired_after_a_gap_and_the_next_call_gets_a_new_one() ->
     assert seen["store"] is not seen["view"] and seen["store"] is not threading.main_thread()
     # The thread that stored the answer right before `done` is the request's until it ends.
     assert seen["executor at the end"] is not None
+
+
+def test_a_lent_thread_is_borrowed_at_the_first_call_and_goes_back_after_a_gap() -> None:
+    """Under the served handler (minirag/asgi_handler.py) a request's thread is lent: borrowed at
+    its first thread-sensitive call, given back to the kept threads when the stream retires it
+    (the next request may then use it), and borrowed again to store the answer."""
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        async def events() -> AsyncGenerator[str, None]:
+            seen["before any call"] = request_thread_executor()
+            seen["view"] = await sync_to_async(_current_thread)()
+            seen["lent"] = request_thread_executor()
+            yield "sources"
+            yield "delta 1"
+            await asyncio.sleep(0.05)
+            yield "delta 2"
+            seen["kept mid-answer"] = seen["lent"] in idle_request_threads
+            seen["store"] = await sync_to_async(_current_thread)()
+            yield "done"
+
+        async with lent_request_thread():
+            seen["events"] = [event async for event in without_idle_request_thread(events())]
+        async with lent_request_thread():
+            seen["next request"] = await sync_to_async(_current_thread)()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["events"] == ["sources", "delta 1", "delta 2", "done"]
+    assert seen["before any call"] is None and seen["lent"] is not None and seen["kept mid-answer"]
+    # Kept, not stopped: the thread storing the answer is borrowed anew (the most recently given
+    # back goes out first, so here the view's own), and the next request gets it again.
+    assert seen["store"].is_alive() and seen["next request"] is seen["store"]
 
 
 def test_nothing_is_retired_outside_a_thread_sensitive_context_or_when_the_caller_owns_the_executor() -> None:

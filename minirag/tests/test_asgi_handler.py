@@ -17,7 +17,8 @@ from django.db import connections
 from django.test import Client
 
 from conftest import TenantWorld, build_world
-from minirag.asgi_handler import OneThreadASGIHandler, idle_request_threads
+from minirag.asgi_handler import OneThreadASGIHandler
+from minirag.request_threads import idle_request_threads
 
 
 def call(
