@@ -12,8 +12,9 @@ provider) runs outside it, for every admitted turn at once. So turns progress in
 the answer of an early visitor starts early, and reads compete with a few turns, not hundreds.
 
 The door. A turn takes its place (`TurnGate.enter`) as its request reaches the view
-(chat/views.py `admitted_turns`), on the event loop, before the synchronous view runs — so before
-authentication, parsing and storing the question, which are CPU work too and, left ungated, are
+(chat/views.py `AdmissionDoor`; the served handler, minirag/asgi_handler.py, passes it before the
+middleware, Django's own handlers inside it), on the event loop, before the synchronous view runs —
+so before authentication, parsing and storing the question, which are CPU work too and, left ungated, are
 what 200 simultaneous requests share the cores on. Its place in line is the number its request
 got on reaching the application (`stamp_arrival`, before the middleware, whose thread hops would
 reorder requests that arrive within a few milliseconds of each other). When

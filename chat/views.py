@@ -181,41 +181,68 @@ class ChatView(TenantAPIView):
 ADMISSION_ATTRIBUTE = "minirag_turn_admission"
 
 
-def admitted_turns(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
-    """`POST /v1/chat` through the admission gate; every other method straight to `view`.
+class AdmissionDoor:
+    """The admission gate's door (chat/admission.py) in front of `POST /v1/chat`.
 
-    The door is here, on the event loop, before the synchronous view runs (so before
-    authentication, parsing and storing the question): a turn takes its place in arrival order
-    — the order the server reads requests — or is refused with 503 and Retry-After. It waits here
-    using no CPU and no database connection; a client that disconnects meanwhile cancels the
-    request, and with it the wait (it leaves the line, nothing was stored). Admitted, it runs the
-    view holding a slot, which the turn gives back once its prompt is built. A message to a chat
-    a person handles needs no slot (no model answers it): when the turn would have to wait, the
-    chat is looked up first — an idle server makes no query for it."""
-    run_view = sync_to_async(view)  # as Django runs a synchronous view: in the request's thread
+    The door is on the event loop, before the synchronous view runs (so before authentication,
+    parsing and storing the question): a turn takes its place in arrival order — the order the
+    server reads requests — or is refused with 503 and Retry-After. It waits here using no CPU, no
+    thread and no database connection; a client that disconnects meanwhile cancels the wait (it
+    leaves the line, nothing was stored). Admitted, it runs the view holding a slot, which the turn
+    gives back once its prompt is built. A message to a chat a person handles needs no slot (no
+    model answers it): when the turn would have to wait, the chat is looked up first — an idle
+    server makes no query for it.
 
-    @functools.wraps(view)
-    async def gated_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    Two callers: `admitted_turns` below (Django's own handlers and the test client run the view
+    through it), and the served handler (minirag/asgi_handler.py), which calls `enter` itself and
+    then runs the request's middleware and the synchronous view in one call on a thread, where
+    Django's asynchronous path would cross to a thread for every classic middleware method."""
+
+    async def enter(self, request: HttpRequest) -> HttpResponseBase | None:
+        """The turn's place in line. None: run the view (holding the turn's ticket, set on the
+        request, if it took one); a response: answer with it instead (the door's 503)."""
         gate = admission.turn_gate()
         if request.method != "POST" or gate is None:
-            return await run_view(request, *args, **kwargs)
+            return None
         if gate.busy and await _handled_by_person(_chat_id_in(request)):
-            return await run_view(request, *args, **kwargs)
+            return None
         try:
             ticket = gate.enter(admission.arrival_number(request))
         except admission.TurnsBusy as busy:
             return _busy_response(busy)
         await ticket.wait()  # cancelled (the client left): it leaves the line itself
         setattr(request, ADMISSION_ATTRIBUTE, ticket)
+        return None
+
+    @staticmethod
+    def leave(request: HttpRequest, response: HttpResponseBase | None) -> None:
+        """After the view (`response` None: it raised): the slot goes back, unless the response is
+        the turn's stream, which gives it back once its prompt is built (or when it is closed)."""
+        ticket: admission.Ticket | None = getattr(request, ADMISSION_ATTRIBUTE, None)
+        if ticket is not None and getattr(response, "admission", None) is not ticket:
+            ticket.release()  # an error, a person's chat, or a whole answer: done with the slot
+
+
+def admitted_turns(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """`view` (synchronous) behind the admission door, as an async view. It carries the door and the
+    view behind it (`door`, `synchronous_view`) for the served handler."""
+    door = AdmissionDoor()
+    run_view = sync_to_async(view)  # as Django runs a synchronous view: in the request's thread
+
+    @functools.wraps(view)
+    async def gated_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refusal = await door.enter(request)
+        if refusal is not None:
+            return refusal
+        response = None
         try:
             response = await run_view(request, *args, **kwargs)
-        except BaseException:
-            ticket.release()
-            raise
-        if getattr(response, "admission", None) is not ticket:
-            ticket.release()  # an error, a person's chat, or a whole answer: done with the slot
+        finally:
+            door.leave(request, response)
         return response
 
+    gated_view.door = door  # type: ignore[attr-defined]
+    gated_view.synchronous_view = view  # type: ignore[attr-defined]
     return gated_view
 
 

@@ -10,9 +10,16 @@ Almost every view of MiniRAG is synchronous (DRF). For those, this handler runs 
 middleware, in the same order, synchronously — as Django's WSGI handler does — in one call on the
 request's thread, together with the request's signals and, for a response that is not streamed,
 its closing: one crossing per request, where Django's own path made three even around one call
-(≈ 0.1 ms of CPU each when idle, more under load). Async views (the chat turn's admission gate,
-the live event streams) keep Django's asynchronous path unchanged: a client that leaves while its
-turn waits still cancels the wait, and no thread waits with it.
+(≈ 0.1 ms of CPU each when idle, more under load). Async views (the live event streams) keep
+Django's asynchronous path unchanged.
+
+A view that is asynchronous only for a door in front of a synchronous view (the chat turn's
+admission gate, chat/views.py `admitted_turns`: it carries `door` and `synchronous_view`) is
+served the same way once its door let it through: the door runs on the event loop first — a turn
+waits there with no thread, and a client that leaves while it waits cancels the wait — then the
+middleware and the synchronous view in one crossing (7 crossings for a streamed turn where
+Django's path made 23). A response the door gives instead (a 503) goes through the middleware as a
+view's would.
 
 Every request borrows its thread from a set kept between requests, at its first synchronous call,
 instead of starting one and another to join it (minirag/request_threads.py `lent_request_thread`).
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
@@ -30,18 +38,37 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.http import FileResponse
+from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 from minirag.request_threads import lent_request_thread
+
+# Where a door's response (instead of the view's) waits on the request for the synchronous chain.
+DOOR_RESPONSE_ATTRIBUTE = "minirag_door_response"
+
+
+class _SynchronousChain(BaseHandler):
+    """Django's synchronous middleware chain; for a view behind a door, the synchronous view behind
+    it, or the door's own response (then the middleware still sees it, as it would the view's)."""
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        match = super().resolve_request(request)
+        behind = getattr(match.func, "synchronous_view", None)
+        if behind is not None:
+            door_response = getattr(request, DOOR_RESPONSE_ATTRIBUTE, None)
+            if door_response is None:
+                match.func = behind
+            else:
+                match.func = functools.wraps(behind)(lambda *args, **kwargs: door_response)
+        return match
 
 
 class OneThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         # The same middleware, built as Django's WSGI handler builds it.
-        self._synchronous = BaseHandler()
+        self._synchronous = _SynchronousChain()
         self._synchronous.load_middleware(is_async=False)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -53,36 +80,54 @@ class OneThreadASGIHandler(ASGIHandler):
         # Django's handler enters a ThreadSensitiveContext of its own here, which starts a thread
         # for the request and another to join it at the end: this one lends a kept thread.
         async with lent_request_thread():
-            if self._path_is_synchronous(path_info):
-                await self._handle_synchronous_view(scope, receive, send, script_name)
+            synchronous, door = self._route(path_info)
+            if synchronous:
+                await self._handle_synchronous_view(scope, receive, send, script_name, door)
             else:
                 await self.handle(scope, receive, send)  # Django's own
 
     @staticmethod
-    def _path_is_synchronous(path_info: str) -> bool:
-        """Whether the view `path_info` goes to is a synchronous one (an unknown path's 404 too).
-        Static files stay on the asynchronous path, where their middleware serves them."""
+    def _route(path_info: str) -> tuple[bool, Any]:
+        """Whether the view `path_info` goes to is a synchronous one (an unknown path's 404 too),
+        and its door if it is one behind a door (an async view with `door` and `synchronous_view`,
+        chat/views.py `admitted_turns`). Static files stay on the asynchronous path, where their
+        middleware serves them."""
         if path_info.startswith(settings.STATIC_URL):
-            return False
+            return False, None
         try:
             match = get_resolver().resolve(path_info)
         except Resolver404:
-            return True
-        return not iscoroutinefunction(match.func)
+            return True, None
+        door = getattr(match.func, "door", None)
+        return door is not None or not iscoroutinefunction(match.func), door
 
-    async def _handle_synchronous_view(self, scope: dict[str, Any], receive: Any, send: Any, script_name: str) -> None:
+    async def _handle_synchronous_view(
+        self, scope: dict[str, Any], receive: Any, send: Any, script_name: str, door: Any = None
+    ) -> None:
         """Django's `handle` for a synchronous view: the request's signals, middleware and view in
         one call on the request's thread, and its response closed there too when it is whole (not
         streamed), before it is sent. One crossing to the thread instead of three (request_started,
         the view, request_finished). Nothing waits for a disconnect meanwhile: a synchronous view
-        runs to its end either way (a thread cannot be cancelled)."""
+        runs to its end either way (a thread cannot be cancelled). A view behind a `door` passes it
+        first, on the event loop (`_through_door`); then the same, with the door's `leave` after."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
         try:
             set_script_prefix(script_name)
-            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            request = None
+            if door is not None:
+                # (A request Django cannot make is made again, and its error answered, in `_respond`.)
+                request = self.create_request(scope, body_file)[0]
+                if request is not None and not await self._through_door(door, request, receive):
+                    return  # the client left while waiting at the door
+            response = None
+            try:
+                response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file, request)
+            finally:
+                if door is not None and request is not None:
+                    door.leave(request, response)
             with contextlib.suppress(asyncio.CancelledError):  # the client left: nothing to send to
                 await self.send_response(response, send)
             if response.streaming:
@@ -90,11 +135,35 @@ class OneThreadASGIHandler(ASGIHandler):
         finally:
             body_file.close()
 
-    def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
-        """On the request's thread: what `handle` and `run_get_response` do before sending."""
+    async def _through_door(self, door: Any, request: HttpRequest, receive: Any) -> bool:
+        """`door.enter(request)` while listening for the client leaving, as Django's `handle` does
+        around an async view: False when it left first (the wait is cancelled). A response the door
+        gives instead of the view's waits on the request for the synchronous chain."""
+        entering = asyncio.ensure_future(door.enter(request))
+        leaving = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait((entering, leaving), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (entering, leaving):
+                task.cancel()
+            await asyncio.gather(entering, leaving, return_exceptions=True)
+        if entering.cancelled():
+            return False
+        door_response = entering.result()  # the door's own failure is the request's
+        if door_response is not None:
+            setattr(request, DOOR_RESPONSE_ATTRIBUTE, door_response)
+        return True
+
+    def _respond(self, scope: dict[str, Any], body_file: Any, request: HttpRequest | None = None) -> HttpResponseBase:
+        """On the request's thread: what `handle` and `run_get_response` do before sending (the
+        request made already when a door needed it)."""
         signals.request_started.send(sender=self.__class__, scope=scope)
-        request, response = self.create_request(scope, body_file)
-        if request is not None:
+        error_response = None
+        if request is None:
+            request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            response: HttpResponseBase = error_response
+        else:
             response = self._synchronous.get_response(request)
             response._handler_class = self.__class__  # type: ignore[attr-defined]  # as run_get_response
             if isinstance(response, FileResponse):

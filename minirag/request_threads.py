@@ -97,7 +97,9 @@ idle_request_threads = _IdleRequestThreads(IDLE_REQUEST_THREADS)
 
 class LentRequestThread(Executor):
     """One request's thread-sensitive executor: a kept thread, borrowed at the first call and held
-    until `give_back` (asgiref sends a request's calls one at a time)."""
+    until `give_back` (asgiref sends a request's calls one at a time). A call still running when it
+    is given back (its client left mid-view: a thread cannot be cancelled) only delays the next
+    borrower's first call: the executor runs calls in order."""
 
     def __init__(self) -> None:
         self.current: ThreadPoolExecutor | None = None

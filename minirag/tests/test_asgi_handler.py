@@ -14,8 +14,9 @@ from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.core import signals
 from django.core.asgi import get_asgi_application
 from django.db import connections
-from django.test import Client
+from django.test import Client, override_settings
 
+from chat import admission
 from conftest import TenantWorld, build_world
 from minirag.asgi_handler import OneThreadASGIHandler
 from minirag.request_threads import idle_request_threads
@@ -195,3 +196,27 @@ def test_the_static_files_middleware_crosses_to_the_event_loop_only_for_static_p
     assert script.status_code == 200 and "javascript" in script["Content-Type"]
     assert int(script["Content-Length"]) > 1000
     assert missing.status_code == 404 and bridges == 2
+
+
+@override_settings(TURN_SLOTS=1, TURN_QUEUE_LIMIT=0)
+def test_a_turn_passes_the_admission_door_on_the_event_loop_then_runs_on_one_thread(world: TenantWorld) -> None:
+    """The chat turn's view is asynchronous only for its admission door (chat/views.py): the served
+    handler passes the door on the event loop, then runs the middleware and the synchronous view in
+    one crossing, where Django's asynchronous path crosses for every classic middleware method."""
+    body = json.dumps({"bot_profile_id": str(world.bot.pk), "message": "How long do refunds take?"}).encode()
+    ours_status, ours_hops = hops(OneThreadASGIHandler(), world, "POST", "/v1/chat", body)
+    theirs_status, theirs_hops = hops(get_asgi_application(), world, "POST", "/v1/chat", body)
+    assert ours_status == theirs_status == 200
+    assert theirs_hops >= ours_hops + 12, (ours_hops, theirs_hops)
+    # Refused at the door: the middleware still answers the refusal (its request id, CORS), with
+    # the door's 503 and Retry-After; the slot is not taken, nothing is stored.
+    gate = admission.turn_gate()
+    assert gate is not None
+    held = gate.enter()
+    try:
+        status, headers, content = call(OneThreadASGIHandler(), world.tokens["owner"], "POST", "/v1/chat", body)
+    finally:
+        held.release()
+    assert status == 503 and "x-request-id" in headers and int(headers["retry-after"]) >= 1, (status, content)
+    assert "try again" in json.loads(content)["detail"]
+    assert gate.snapshot()["holding"] == 0 and gate.snapshot()["waiting"] == 0
