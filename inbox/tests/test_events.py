@@ -75,11 +75,14 @@ def parse(raw: str) -> list[dict[str, Any]]:
 
 
 class Reader:
-    """Reads a stream in a background task into a queue (a timed-out read would end the stream)."""
+    """Reads a stream in a background task into a queue (a timed-out read would end the stream).
+    An event delivered again (the same event id: delivery is at least once, around django-eventstream's
+    catch-up from storage) is read once, as the widget shows a message once."""
 
     def __init__(self, response: Any, names: tuple[str, ...]) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.names = names
+        self._delivered: set[str] = set()
         self.opened = asyncio.Event()
         self._stream = aiter(response.streaming_content)
         self._task = asyncio.create_task(self._pump())
@@ -88,6 +91,10 @@ class Reader:
         async for chunk in self._stream:
             self.opened.set()
             for event in parse(chunk.decode()):
+                if event["id"] and event["id"] in self._delivered:
+                    continue
+                if event["id"]:
+                    self._delivered.add(event["id"])
                 if event["event"] in self.names:
                     await self.queue.put(event)
 
