@@ -30,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -43,6 +44,8 @@ from django.http.response import HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 from minirag.request_threads import lent_request_thread
+
+T = TypeVar("T")
 
 # Where a door's response (instead of the view's) waits on the request for the synchronous chain.
 DOOR_RESPONSE_ATTRIBUTE = "minirag_door_response"
@@ -128,25 +131,34 @@ class OneThreadASGIHandler(ASGIHandler):
             finally:
                 if door is not None and request is not None:
                     door.leave(request, response)
-            with contextlib.suppress(asyncio.CancelledError):  # the client left: nothing to send to
-                await self.send_response(response, send)
             if response.streaming:
+                # A stream (a live event stream may never end by itself) stops when its client leaves.
+                await self._unless_the_client_leaves(self.send_response(response, send), receive)
                 await sync_to_async(response.close, thread_sensitive=True)()
+            else:
+                with contextlib.suppress(asyncio.CancelledError):  # the client left: nothing to send to
+                    await self.send_response(response, send)
         finally:
             body_file.close()
 
-    async def _through_door(self, door: Any, request: HttpRequest, receive: Any) -> bool:
-        """`door.enter(request)` while listening for the client leaving, as Django's `handle` does
-        around an async view: False when it left first (the wait is cancelled). A response the door
-        gives instead of the view's waits on the request for the synchronous chain."""
-        entering = asyncio.ensure_future(door.enter(request))
+    async def _unless_the_client_leaves(self, work: Coroutine[Any, Any, T], receive: Any) -> asyncio.Future[T]:
+        """`work`, cancelled if the client leaves first (as Django's `handle` runs a request): the
+        finished or cancelled task."""
+        task = asyncio.ensure_future(work)
         leaving = asyncio.ensure_future(self.listen_for_disconnect(receive))
         try:
-            await asyncio.wait((entering, leaving), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((task, leaving), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (entering, leaving):
-                task.cancel()
-            await asyncio.gather(entering, leaving, return_exceptions=True)
+            for running in (task, leaving):
+                running.cancel()
+            await asyncio.gather(task, leaving, return_exceptions=True)
+        return task
+
+    async def _through_door(self, door: Any, request: HttpRequest, receive: Any) -> bool:
+        """`door.enter(request)` while listening for the client leaving: False when it left first
+        (the wait is cancelled). A response the door gives instead of the view's waits on the
+        request for the synchronous chain."""
+        entering = await self._unless_the_client_leaves(door.enter(request), receive)
         if entering.cancelled():
             return False
         door_response = entering.result()  # the door's own failure is the request's

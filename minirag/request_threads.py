@@ -97,22 +97,32 @@ idle_request_threads = _IdleRequestThreads(IDLE_REQUEST_THREADS)
 
 class LentRequestThread(Executor):
     """One request's thread-sensitive executor: a kept thread, borrowed at the first call and held
-    until `give_back` (asgiref sends a request's calls one at a time). A call still running when it
-    is given back (its client left mid-view: a thread cannot be cancelled) only delays the next
-    borrower's first call: the executor runs calls in order."""
+    until `give_back` (asgiref sends a request's calls one at a time)."""
 
     def __init__(self) -> None:
         self.current: ThreadPoolExecutor | None = None
+        self._last: Future[Any] | None = None  # the thread's latest call: it runs them in order
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         if self.current is None:
             self.current = idle_request_threads.lend()
-        return self.current.submit(fn, *args, **kwargs)
+        future = self.current.submit(fn, *args, **kwargs)
+        self._last = future
+        return future
 
     def give_back(self) -> None:
-        if self.current is not None:
-            executor, self.current = self.current, None
+        """The thread goes back to the kept ones, unless a call still runs on it: its request was
+        cancelled while waiting for the call (its client left mid-view, or a live stream blocked in
+        a read), and a thread cannot be cancelled. Such a thread is stopped once the call ends,
+        instead of making the next request that borrows it wait behind the call."""
+        executor, last = self.current, self._last
+        self.current = self._last = None
+        if executor is None:
+            return
+        if last is None or last.done():
             idle_request_threads.take_back(executor)
+        else:
+            executor.shutdown(wait=False)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.give_back()

@@ -219,3 +219,23 @@ def test_a_streamed_answer_through_the_asgi_handler_holds_no_idle_thread(
     with tenant_scope(world.tenant):
         stored = Message.objects.get(pk=json.loads(events[-1][1])["message_id"])
     assert stored.outcome == "answered" and stored.content == said
+
+
+def test_a_thread_still_busy_when_its_request_ends_is_not_kept() -> None:
+    """A request cancelled while its call runs (its client left mid-view) leaves its thread busy:
+    that thread is not kept, or the next request borrowing it would wait behind the call."""
+    from minirag.request_threads import LentRequestThread
+
+    release = threading.Event()
+    lent = LentRequestThread()
+    running = lent.submit(release.wait, 10)
+    busy = lent.current
+    lent.give_back()
+    assert busy is not None and busy not in idle_request_threads
+    release.set()
+    assert running.result(timeout=5) is True
+    idle = LentRequestThread()
+    idle.submit(int).result(timeout=5)
+    kept = idle.current
+    idle.give_back()
+    assert kept in idle_request_threads

@@ -17,9 +17,11 @@ from django.db import connections
 from django.test import Client, override_settings
 
 from chat import admission
+from chat.models import Chat
 from conftest import TenantWorld, build_world
 from minirag.asgi_handler import OneThreadASGIHandler
 from minirag.request_threads import idle_request_threads
+from tenants.tenancy import tenant_scope
 
 
 def call(
@@ -220,3 +222,54 @@ def test_a_turn_passes_the_admission_door_on_the_event_loop_then_runs_on_one_thr
     assert status == 503 and "x-request-id" in headers and int(headers["retry-after"]) >= 1, (status, content)
     assert "try again" in json.loads(content)["detail"]
     assert gate.snapshot()["holding"] == 0 and gate.snapshot()["waiting"] == 0
+
+
+def test_a_synchronous_view_s_stream_ends_when_its_client_leaves(world: TenantWorld) -> None:
+    """A live event stream (`GET /v1/chat/{id}/events`, a synchronous view's never-ending response)
+    is cancelled when its client disconnects, as under Django's handler: it does not stay open."""
+    with tenant_scope(world.tenant):
+        chat_id = Chat.objects.values_list("pk", flat=True).first()
+    path = f"/v1/chat/{chat_id}/events"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {world.tokens['owner']}".encode())],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+    async def run() -> tuple[int, bool]:
+        status, streaming, leave = 0, asyncio.Event(), asyncio.Event()
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message.get("more_body"):
+                streaming.set()
+
+        request = asyncio.ensure_future(OneThreadASGIHandler()(scope, receive, send))
+        await asyncio.wait_for(streaming.wait(), 10)
+        leave.set()  # the visitor closes the tab
+        done, _ = await asyncio.wait({request}, timeout=10)
+        await sync_to_async(connections.close_all)()
+        return status, bool(done)
+
+    status, ended = asyncio.run(run())
+    assert status == 200 and ended
