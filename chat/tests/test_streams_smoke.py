@@ -34,8 +34,8 @@ def test_a_small_run_of_open_streams_has_no_errors_and_no_thread_per_stream() ->
     assert summary["idle_kb"] > 0 and math.isfinite(summary["kb_per_stream_cold"])
     # Before minirag/request_threads.py every open stream kept its request's thread (1.0 or more
     # per stream). Now a stream holds one only while it starts, and gives it back to the threads
-    # the server keeps for later requests (up to IDLE_REQUEST_THREADS): the first wave may add that
-    # many, later waves none. (chat/tests/test_stream_threads.py checks a stream's own thread.)
-    first, *later = summary["waves"]
-    assert first["plateau_threads"] - summary["idle_threads"] <= IDLE_REQUEST_THREADS, summary
-    assert all(wave["plateau_threads"] <= first["after_threads"] for wave in later), summary
+    # the server keeps for later requests (up to IDLE_REQUEST_THREADS, a busy one replaced): in
+    # every wave the server's threads stay within that bound over idle. (chat/tests/
+    # test_stream_threads.py checks a stream's own thread.)
+    for wave in summary["waves"]:
+        assert wave["plateau_threads"] - summary["idle_threads"] <= IDLE_REQUEST_THREADS, summary
