@@ -110,9 +110,10 @@ class OneThreadASGIHandler(ASGIHandler):
         """Django's `handle` for a synchronous view: the request's signals, middleware and view in
         one call on the request's thread, and its response closed there too when it is whole (not
         streamed), before it is sent. One crossing to the thread instead of three (request_started,
-        the view, request_finished). Nothing waits for a disconnect meanwhile: a synchronous view
-        runs to its end either way (a thread cannot be cancelled). A view behind a `door` passes it
-        first, on the event loop (`_through_door`); then the same, with the door's `leave` after."""
+        the view, request_finished). Nothing listens for a disconnect while the view runs: it runs
+        to its end either way (a thread cannot be cancelled); a streamed response stops when its
+        client leaves, as under Django's `handle`. A view behind a `door` passes it first, on the
+        event loop (`_through_door`); then the same, with the door's `leave` after."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
