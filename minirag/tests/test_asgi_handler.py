@@ -24,11 +24,33 @@ from minirag.request_threads import idle_request_threads
 from tenants.tenancy import tenant_scope
 
 
+def http_scope(token: str, method: str, path: str, body: bytes = b"") -> dict[str, Any]:
+    """The ASGI scope of a request to `path` (its query string included) with a bearer token."""
+    path, _, query = path.partition("?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+
 def call(
     application: Any, token: str, method: str, path: str, body: bytes = b"", on_send: Any = None
 ) -> tuple[int, dict[str, str], bytes]:
-    path, _, query = path.partition("?")
-
     async def run() -> tuple[int, dict[str, str], bytes]:
         sent, finished = False, asyncio.Event()
         status, headers, content = 0, {}, b""
@@ -53,26 +75,7 @@ def call(
                 if not message.get("more_body"):
                     finished.set()
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [
-                (b"host", b"testserver"),
-                (b"content-type", b"application/json"),
-                (b"authorization", f"Bearer {token}".encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-            "client": ("127.0.0.1", 5000),
-            "server": ("testserver", 80),
-        }
-        await application(scope, receive, send)
+        await application(http_scope(token, method, path, body), receive, send)
         await sync_to_async(connections.close_all)()
         return status, headers, content
 
@@ -229,21 +232,7 @@ def test_a_synchronous_view_s_stream_ends_when_its_client_leaves(world: TenantWo
     is cancelled when its client disconnects, as under Django's handler: it does not stay open."""
     with tenant_scope(world.tenant):
         chat_id = Chat.objects.values_list("pk", flat=True).first()
-    path = f"/v1/chat/{chat_id}/events"
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {world.tokens['owner']}".encode())],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(world.tokens["owner"], "GET", f"/v1/chat/{chat_id}/events")
 
     async def run() -> tuple[int, bool]:
         status, streaming, leave = 0, asyncio.Event(), asyncio.Event()
