@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from django.conf import settings
 
+from minirag.pricing import Price, model_price
 from minirag.safe_http import egress
 
 logger = logging.getLogger(__name__)
@@ -232,6 +234,45 @@ def _check_provider(model: str) -> None:
         )
 
 
+# For each model called in this process: the price LiteLLM was told (below), or None when LiteLLM prices
+# the model itself. Under a lock: threads call models at once.
+_prices_told: dict[str, Price | None] = {}
+_prices_told_lock = threading.Lock()
+
+
+def models_priced_for_litellm() -> frozenset[str]:
+    """The models this process added to LiteLLM's price list: not LiteLLM's own (providers/catalogue.py)."""
+    return frozenset(model for model, price in _prices_told.items() if price is not None)
+
+
+def _tell_litellm_the_price(litellm: ModuleType, model: str, mode: Literal["chat", "embedding"]) -> None:
+    """LiteLLM prices every call for its own logging, which MiniRAG never reads: usage is priced by
+    minirag/pricing.py. For a model missing from LiteLLM's price list (MiniRAG's offline models, a
+    self-hosted or fine-tuned one) that pricing fails, at ≈ 4 ms of CPU per streamed answer (it
+    looks for a close match, then records the failure with its traceback): a sixth of a turn's CPU
+    under bench/load.py. Such a model is registered with LiteLLM instead, once per process, at
+    MiniRAG's price (an operator's `MINIRAG_MODEL_PRICES` entry, else zero): the two then agree."""
+    price = model_price(model)
+    if model in _prices_told and _prices_told[model] in (None, price):
+        return
+    with _prices_told_lock:
+        if model not in _prices_told and (model in litellm.model_cost or model.split("/", 1)[-1] in litellm.model_cost):
+            _prices_told[model] = None  # LiteLLM's own entry stays as it is
+        elif _prices_told.get(model) != price:
+            per_token = {
+                "input_cost_per_token": float(price.prompt_per_1m) / 1_000_000,
+                "output_cost_per_token": float(price.completion_per_1m) / 1_000_000,
+            }
+            cached_prompt = {  # named, or LiteLLM warns that cached prompt tokens will count as free
+                "cache_creation_input_token_cost": per_token["input_cost_per_token"],
+                "cache_read_input_token_cost": per_token["input_cost_per_token"],
+            }
+            litellm.register_model(
+                {model: {**per_token, **cached_prompt, "litellm_provider": provider_of(model), "mode": mode}}
+            )
+            _prices_told[model] = price
+
+
 def check_model_destination(
     model: str, *, purpose: Literal["chat", "embedding"], endpoint: Endpoint = PUBLIC_ENDPOINT
 ) -> None:
@@ -283,6 +324,7 @@ def embed_texts(
     as too large (a 400) gets it again in halves, and the smaller size is kept for that model."""
     litellm = _ready_litellm()
     _check_provider(model)
+    _tell_litellm_the_price(litellm, model, "embedding")
     endpoint.ensure_usable()
     in_process = runs_in_process(model)
     if batch_size is None:
@@ -442,6 +484,7 @@ async def acomplete(
     has another model to turn to)."""
     litellm = await _ready_litellm_off_the_loop()
     _check_provider(model)
+    _tell_litellm_the_price(litellm, model, "chat")
     kwargs = _completion_kwargs(model, messages, temperature, max_tokens, endpoint)
     response = await _with_one_retry(lambda: litellm.acompletion(**kwargs), model, endpoint, retry=retry)
     try:
@@ -609,6 +652,7 @@ async def astream(
     back)."""
     litellm = await _ready_litellm_off_the_loop()
     _check_provider(model)
+    _tell_litellm_the_price(litellm, model, "chat")
     kwargs = _completion_kwargs(model, messages, temperature, max_tokens, endpoint)
     kwargs["stream"] = True
     kwargs["stream_options"] = {"include_usage": True}

@@ -22,7 +22,7 @@ from typing import Literal
 
 from django.conf import settings
 
-from minirag.model_gateway import _litellm, _ready_litellm, provider_of
+from minirag.model_gateway import _litellm, _ready_litellm, models_priced_for_litellm, provider_of
 from minirag.pricing import PER_MILLION, model_price
 from providers.selectors import connection_price, connections_available
 
@@ -220,9 +220,15 @@ def _litellm_models() -> tuple[_ModelFacts, ...]:
     routes them to (which may differ from the list's own label: "bedrock" for "bedrock_converse")."""
     litellm = _litellm()
     models = []
+    ours = models_priced_for_litellm()  # the model gateway's additions: not in LiteLLM's list
     for model, spec in litellm.model_cost.items():
         mode = spec.get("mode")
-        if model == SPEC_ENTRY or mode not in MODES or _logs_in_interactively(model, spec.get("litellm_provider")):
+        if (
+            model == SPEC_ENTRY
+            or model in ours
+            or mode not in MODES
+            or _logs_in_interactively(model, spec.get("litellm_provider"))
+        ):
             continue
         provider = _routed_provider(litellm, model)
         if provider is None:
