@@ -143,6 +143,51 @@ def test_a_setting_made_by_sql_never_outlives_its_statement(alpha: TenantWorld, 
         assert rows("SELECT name FROM bots_botprofile") == [("alpha bot",)]
 
 
+def test_the_scope_travels_in_the_same_message_as_a_data_statement(alpha: TenantWorld, beta: TenantWorld) -> None:
+    """One round trip per statement: what reaches the server is the scope setting followed by the
+    statement, and the cursor reads the statement's result (rows, row counts, RETURNING)."""
+    sent: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with tenant_scope(alpha.tenant), connection.execute_wrapper(record):
+        assert rows("SELECT name FROM bots_botprofile") == [("alpha bot",)]
+        assert changed("UPDATE bots_botprofile SET description = 'x'") == 1
+        assert rows("SELECT count(*) FROM bots_botprofile WHERE name LIKE 'alpha%%'") == [(1,)]
+        created = Source.objects.create(
+            bot_profile=alpha.bot, source_type="text", name="one message", config={"text": "x"}
+        )
+    scope = f"SELECT set_config('minirag.scope', '{alpha.tenant.pk}', false); "
+    assert created.pk is not None
+    assert sent[0] == scope + "SELECT name FROM bots_botprofile"
+    assert all(sql.startswith(scope) for sql in sent)
+    with tenant_scope(beta.tenant):
+        assert not Source.objects.filter(pk=created.pk).exists()
+
+
+def test_a_statement_that_cannot_share_the_message_still_gets_the_scope_first(alpha: TenantWorld) -> None:
+    """A server-side cursor (`.iterator()`) gets the scope in a message of its own; a statement that
+    fails raises Django's error, and the next one runs under the right scope."""
+    sent: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with tenant_scope(alpha.tenant):
+        expected = sorted(Source.objects.values_list("name", flat=True))
+        with connection.execute_wrapper(record):
+            with transaction.atomic():
+                names = [source.name for source in Source.objects.order_by("name").iterator(chunk_size=1)]
+            with refused():  # a row of no tenant: the policy refuses it
+                changed("INSERT INTO bots_botprofile (id) VALUES (NULL)")
+            assert rows("SELECT name FROM bots_botprofile") == [("alpha bot",)]
+    assert expected and names == expected
+    assert any(sql.startswith('SELECT "sources_source"') for sql in sent)  # the server-side cursor's, alone
+
+
 def test_a_scope_never_leaks_to_the_next_user_of_a_connection(transactional_db: Any) -> None:
     """Pooled connections pass from thread to thread: whoever gets one next sees only what their
     own scope allows (committed data, so every connection could see it)."""
