@@ -15,6 +15,7 @@ from django.core import signals
 from django.core.asgi import get_asgi_application
 from django.db import connections
 from django.test import Client, override_settings
+from django.urls import URLResolver, get_resolver
 
 from chat import admission
 from chat.models import Chat
@@ -161,6 +162,30 @@ def test_requests_reuse_a_lent_thread_and_a_whole_response_is_closed_before_it_i
     names = [name for name, _ in events]
     assert names[0] == "started" and names[-1] == "finished" and names.count("finished") == 1, names
     assert names[-2] == "http.response.body"
+
+
+def test_a_request_s_path_is_resolved_once(world: TenantWorld) -> None:
+    """The handler resolves the path to choose the request's way; the middleware chain takes that
+    match instead of resolving again, and the view sees it as usual (`request.resolver_match`)."""
+    resolved: list[str] = []
+    real = URLResolver.resolve
+
+    def counting(self: URLResolver, path: str) -> Any:
+        if self is get_resolver():
+            resolved.append(path)
+        return real(self, path)
+
+    URLResolver.resolve = counting  # type: ignore[method-assign]
+    try:
+        served = OneThreadASGIHandler()
+        status, _, content = call(served, world.tokens["owner"], "GET", f"/v1/bot-profiles/{world.bot.pk}")
+        assert (status, json.loads(content)["id"]) == (200, str(world.bot.pk))  # the view's kwargs, from the match
+        assert resolved == [f"/v1/bot-profiles/{world.bot.pk}"]
+        resolved.clear()
+        assert call(served, world.tokens["owner"], "GET", "/v1/no-such-thing")[0] == 404
+        assert resolved == ["/v1/no-such-thing", "/v1/no-such-thing"]  # the 404 is Django's, resolved again
+    finally:
+        URLResolver.resolve = real  # type: ignore[method-assign]
 
 
 def test_errors_static_files_and_async_views_as_before(world: TenantWorld) -> None:
