@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from conftest import TenantWorld, api_client
 from tenants.models import ApiToken, Tenant, User
@@ -317,6 +319,27 @@ def test_pagination_limit_offset_and_total(alpha: TenantWorld) -> None:
         response = client.get(f"/v1/users?{bad}")
         assert response.status_code == 422, bad
         assert response.json()["detail"].split(":")[0] in bad
+
+
+def test_a_page_that_reaches_the_end_of_a_list_needs_no_count(alpha: TenantWorld) -> None:
+    """X-Total-Count is the same whether it was counted or read off a last page (fewer items than
+    the limit): only a full page, or one past the end, counts."""
+    client = alpha.client("owner")
+    for index in range(4):
+        client.post("/v1/users", {"email": f"c{index}@alpha.example", "password": "long-password"}, format="json")
+    for query, expected_items, counted in (
+        ("limit=50", 7, False),
+        ("limit=7", 7, True),
+        ("limit=3&offset=6", 1, False),
+        ("limit=3&offset=3", 3, True),
+        ("limit=3&offset=9", 0, True),
+        ("limit=3&offset=7", 0, True),
+    ):
+        with CaptureQueriesContext(connection) as statements:
+            response = client.get(f"/v1/users?{query}")
+        assert (response["X-Total-Count"], len(response.json())) == ("7", expected_items), query
+        counts = [sql for sql in (statement["sql"] for statement in statements) if "COUNT(*)" in sql]
+        assert bool(counts) == counted, query
 
 
 def test_another_tenants_bot_in_a_body_is_422_exactly_like_a_missing_one(alpha: TenantWorld, beta: TenantWorld) -> None:
