@@ -74,15 +74,28 @@ def prepare_turn(
     """Check who may chat with which bot in which chat and whether its budget allows a turn (429
     `BudgetExhausted` when not: nothing is stored), then store the user's message and read history."""
     tenant = principal.tenant
-    bot = BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True).first()
+    chat: Chat | None = None
+    missing_chat: NotFoundError | None = None
+    bot: BotProfile | None = None
+    if chat_id is not None:
+        # Locked, so a hand-off or a release cannot slip between reading `handling` and storing. Read
+        # first, with its bot (one statement less per follow-up); the errors keep their order below.
+        try:
+            chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id, lock=True)
+        except NotFoundError as exc:
+            missing_chat = exc
+        else:
+            if chat.bot_profile_id == bot_profile_id and chat.bot_profile.is_active:
+                bot = chat.bot_profile
+    if bot is None:
+        bot = BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True).first()
     if bot is None:
         raise NotFoundError("Bot profile not found.")
     if principal.is_bot_token and bot.pk != principal.bot_profile_id:
         raise ForbiddenError("This token can only chat with its own bot.")
-    chat: Chat | None = None
-    if chat_id is not None:
-        # Locked, so a hand-off or a release cannot slip between reading `handling` and storing.
-        chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id, lock=True)
+    if missing_chat is not None:
+        raise missing_chat
+    if chat is not None:
         if chat.bot_profile_id != bot.pk:
             raise InvalidInputError.for_field("chat_id", "This chat belongs to another bot.")
         if chat.handling != Chat.Handling.BOT:

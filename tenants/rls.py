@@ -90,6 +90,15 @@ def _apply_scope(execute: Any, sql: str, params: Any, many: bool, context: dict[
     return execute(sql, params, many, context)
 
 
+_SENT_WITH_SCOPE = re.compile(rf"SELECT set_config\('{re.escape(SCOPE_SETTING)}', '[^']*', false\); ")
+
+
+def without_scope(sql: str) -> str:
+    """A statement as logged (`connection.queries` shows what was sent), without the scope setting
+    that travelled with it."""
+    return _SENT_WITH_SCOPE.sub("", sql, count=1)
+
+
 def install_scope_wrapper(*, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     """`connection_created` receiver: every PostgreSQL connection carries the scope."""
     if connection.vendor == "postgresql" and _apply_scope not in connection.execute_wrappers:

@@ -8,6 +8,7 @@ import litellm
 import pytest
 from django.test import override_settings
 
+from bots.models import BotProfile
 from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from chat.tests.conftest import ModelSpy, add_knowledge, ask, use_model
 from conftest import TenantWorld
@@ -111,6 +112,13 @@ def test_a_chat_belongs_to_one_bot_and_unknown_ids_are_404(alpha: TenantWorld, b
     assert ask(alpha, "x", chat_id=str(beta.bot.pk)).status_code == 404
     alpha.client("admin").delete(f"/v1/bot-profiles/{other}")
     assert ask(alpha, "x", bot_profile_id=other).json() == {"detail": "Bot profile not found."}
+    # A follow-up reads its chat with the chat's bot; the bot's errors still come before the chat's.
+    missing_chat = "0b9d6c1e-0000-4000-8000-000000000001"
+    assert ask(alpha, "x", chat_id=missing_chat, bot_profile_id=other).json() == {"detail": "Bot profile not found."}
+    assert ask(alpha, "x", chat_id=missing_chat).json() == {"detail": "Chat not found."}
+    with tenant_scope(alpha.tenant):
+        BotProfile.objects.filter(pk=alpha.bot.pk).update(is_active=False)
+    assert ask(alpha, "again", chat_id=chat_id).json() == {"detail": "Bot profile not found."}
 
 
 @pytest.mark.parametrize(
