@@ -251,7 +251,9 @@ def _tell_litellm_the_price(litellm: ModuleType, model: str, mode: Literal["chat
     self-hosted or fine-tuned one) that pricing fails, at ≈ 4 ms of CPU per streamed answer (it
     looks for a close match, then records the failure with its traceback): a sixth of a turn's CPU
     under bench/load.py. Such a model is registered with LiteLLM instead, once per process, at
-    MiniRAG's price (an operator's `MINIRAG_MODEL_PRICES` entry, else zero): the two then agree."""
+    MiniRAG's list price for it (an operator's `MINIRAG_MODEL_PRICES` entry, else zero), so the
+    look-up succeeds. Budgets and statistics still price usage themselves (a named connection's
+    own price included); LiteLLM's figure stays unread."""
     price = model_price(model)
     if model in _prices_told and _prices_told[model] in (None, price):
         return
