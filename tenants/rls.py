@@ -66,7 +66,7 @@ def _apply_scope(execute: Any, sql: str, params: Any, many: bool, context: dict[
     A data statement on Django's usual (client-side binding) cursor carries the setting in the same
     message: `SELECT set_config(...); <statement>` over the simple query protocol, which runs both in
     order, in one transaction, and returns both results; the cursor then moves to the statement's.
-    That saves a round trip per statement (0.06–0.1 ms of the process's CPU for a one-row read).
+    That saves a round trip per statement (0.06 to 0.1 ms of the process's CPU for a one-row read).
     Anything else (transaction control, a server-side cursor, `executemany`) gets its own round trip."""
     raw_connection = context["connection"].connection
     # Transaction control reads no rows, and after an error only a rollback may run at all.
