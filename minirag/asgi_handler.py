@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -49,6 +49,8 @@ T = TypeVar("T")
 
 # Where a door's response (instead of the view's) waits on the request for the synchronous chain.
 DOOR_RESPONSE_ATTRIBUTE = "minirag_door_response"
+# Where a door's failure waits for the chain, which raises it in the view's place.
+DOOR_ERROR_ATTRIBUTE = "minirag_door_error"
 # Where the handler's own resolving of the path (it chose the path by it) waits for the chain.
 ROUTE_ATTRIBUTE = "minirag_route"
 
@@ -66,11 +68,18 @@ class _SynchronousChain(BaseHandler):
         behind = getattr(match.func, "synchronous_view", None)
         if behind is not None:
             door_response = getattr(request, DOOR_RESPONSE_ATTRIBUTE, None)
-            if door_response is None:
-                match.func = behind
-            else:
+            door_error = getattr(request, DOOR_ERROR_ATTRIBUTE, None)
+            if door_error is not None:
+                match.func = functools.wraps(behind)(functools.partial(_raise, door_error))
+            elif door_response is not None:
                 match.func = functools.wraps(behind)(lambda *args, **kwargs: door_response)
+            else:
+                match.func = behind
         return match
+
+
+def _raise(error: BaseException, *args: Any, **kwargs: Any) -> NoReturn:
+    raise error
 
 
 class OneThreadASGIHandler(ASGIHandler):
@@ -164,13 +173,16 @@ class OneThreadASGIHandler(ASGIHandler):
     async def _through_door(self, door: Any, request: HttpRequest, receive: Any) -> bool:
         """`door.enter(request)` while listening for the client leaving: False when it left first
         (the wait is cancelled). A response the door gives instead of the view's waits on the
-        request for the synchronous chain."""
+        request for the synchronous chain; so does the door's failure (say, its database lookup
+        failed), which the chain raises in the view's place: the middleware then answers it as
+        any view's error (Django's 500, with the request id and CORS headers)."""
         entering = await self._unless_the_client_leaves(door.enter(request), receive)
         if entering.cancelled():
             return False
-        door_response = entering.result()  # the door's own failure is the request's
-        if door_response is not None:
-            setattr(request, DOOR_RESPONSE_ATTRIBUTE, door_response)
+        if entering.exception() is not None:
+            setattr(request, DOOR_ERROR_ATTRIBUTE, entering.exception())
+        elif entering.result() is not None:
+            setattr(request, DOOR_RESPONSE_ATTRIBUTE, entering.result())
         return True
 
     def _respond(

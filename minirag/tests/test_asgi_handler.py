@@ -19,6 +19,7 @@ from django.urls import URLResolver, get_resolver
 
 from chat import admission
 from chat.models import Chat
+from chat.views import AdmissionDoor
 from conftest import TenantWorld, build_world
 from minirag.asgi_handler import OneThreadASGIHandler
 from minirag.request_threads import idle_request_threads
@@ -250,6 +251,28 @@ def test_a_turn_passes_the_admission_door_on_the_event_loop_then_runs_on_one_thr
     assert status == 503 and "x-request-id" in headers and int(headers["retry-after"]) >= 1, (status, content)
     assert "try again" in json.loads(content)["detail"]
     assert gate.snapshot()["holding"] == 0 and gate.snapshot()["waiting"] == 0
+
+
+@override_settings(TURN_SLOTS=1, TURN_QUEUE_LIMIT=0)
+def test_a_door_that_fails_is_answered_by_the_middleware_as_django_would(
+    world: TenantWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The door runs before the middleware under the served handler; its failure (say, its database
+    lookup failed) still gets the response Django's path gives it: the 500 of a failed view, with
+    the middleware's headers, not a bare error from the server."""
+
+    async def failing(self: AdmissionDoor, request: Any) -> None:
+        raise RuntimeError("the door's lookup failed")
+
+    monkeypatch.setattr(AdmissionDoor, "enter", failing)
+    body = json.dumps({"bot_profile_id": str(world.bot.pk), "message": "Is the door open today?"}).encode()
+    ours = call(OneThreadASGIHandler(), world.tokens["owner"], "POST", "/v1/chat", body)
+    theirs = call(get_asgi_application(), world.tokens["owner"], "POST", "/v1/chat", body)
+    assert ours[0] == theirs[0] == 500
+    assert ours[2] == theirs[2]
+    assert set(ours[1]) == set(theirs[1]) and "x-request-id" in ours[1]
+    with tenant_scope(world.tenant):
+        assert not Chat.objects.filter(title="Is the door open today?").exists()  # the view never ran
 
 
 def test_a_synchronous_view_s_stream_ends_when_its_client_leaves(world: TenantWorld) -> None:
