@@ -174,6 +174,34 @@ def api_client(raw_token: str | None = None, **headers: str) -> APIClient:
     return client
 
 
+def http_scope(
+    token: str, method: str, path: str, body: bytes = b"", extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> dict[str, Any]:
+    """The ASGI scope of a JSON request to `path` (its query string included) with a bearer token,
+    for driving the application directly (to see what it sends, as it sends it)."""
+    path, _, query = path.partition("?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(body)).encode()),
+            *extra_headers,
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+
 @dataclass
 class TenantWorld:
     """A tenant with one user per role, a token for each, a bot and a widget (bot) token."""

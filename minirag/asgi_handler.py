@@ -19,7 +19,7 @@ served the same way once its door let it through: the door runs on the event loo
 waits there with no thread, and a client that leaves while it waits cancels the wait — then the
 middleware and the synchronous view in one crossing (7 crossings for a streamed turn where
 Django's path made 23). A response the door gives instead (a 503) goes through the middleware as a
-view's would.
+view's would, and so does the door's failure (raised in the view's place).
 
 Every request borrows its thread from a set kept between requests, at its first synchronous call,
 instead of starting one and another to join it (minirag/request_threads.py `lent_request_thread`).

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TenantWorld
+from conftest import TenantWorld, http_scope
 from minirag.model_gateway import _litellm
 from sources.models import Source
 from sources.services import source_create, source_ingest_request
@@ -79,25 +79,5 @@ def ask(world: TenantWorld, message: str, who: str = "owner", **body: Any) -> An
 def chat_turn_scope(world: TenantWorld, body: bytes, *, streamed: bool = False) -> dict[str, Any]:
     """The ASGI scope of `POST /v1/chat` with `body`, as the owner, for driving the application
     directly (to see events as they are sent, or to leave mid-answer)."""
-    headers = [
-        (b"host", b"testserver"),
-        (b"content-type", b"application/json"),
-        (b"authorization", f"Bearer {world.tokens['owner']}".encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if streamed:
-        headers.append((b"accept", b"text/event-stream"))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat",
-        "raw_path": b"/v1/chat",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    accept = ((b"accept", b"text/event-stream"),) if streamed else ()
+    return http_scope(world.tokens["owner"], "POST", "/v1/chat", body, accept)

@@ -20,34 +20,10 @@ from django.urls import URLResolver, get_resolver
 from chat import admission
 from chat.models import Chat
 from chat.views import AdmissionDoor
-from conftest import TenantWorld, build_world
+from conftest import TenantWorld, build_world, http_scope
 from minirag.asgi_handler import OneThreadASGIHandler
 from minirag.request_threads import idle_request_threads
 from tenants.tenancy import tenant_scope
-
-
-def http_scope(token: str, method: str, path: str, body: bytes = b"") -> dict[str, Any]:
-    """The ASGI scope of a request to `path` (its query string included) with a bearer token."""
-    path, _, query = path.partition("?")
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {token}".encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
 
 
 def call(
