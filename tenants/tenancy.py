@@ -19,6 +19,7 @@ managers restore the previous value in ``finally``.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import sql
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
@@ -224,9 +226,25 @@ class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):  
         queryset: TenantScopedQuerySet = super().get_queryset()
         state = _scope.get()
         if state.tenant_id is not None:
-            queryset = queryset.filter(tenant_id=state.tenant_id)
+            if queryset.query.where:  # a manager further down already filters: add ours to it
+                queryset = queryset.filter(tenant_id=state.tenant_id)
+            else:
+                queryset.query = _tenant_filtered_query(self.model, state.tenant_id).chain()
             queryset._tenant_filtered = True
         return queryset
+
+
+@functools.lru_cache(maxsize=1024)
+def _tenant_filtered_query(model: type[models.Model], tenant_id: uuid.UUID) -> sql.Query:
+    """The query `model.objects.filter(tenant_id=...)` starts from, built once per model and tenant.
+
+    Building the filter (`Query.add_q`: resolving the field, the lookup, the WHERE tree) costs ten
+    times as much as copying the finished query, and every queryset of a request starts with it.
+    Only copies (`chain()`) are ever handed out, so the cached query is never changed.
+    """
+    query = sql.Query(model)
+    query.add_q(models.Q(tenant_id=tenant_id))
+    return query
 
 
 def _assign_or_check_tenant(obj: models.Model) -> None:

@@ -103,6 +103,26 @@ def test_a_scope_sees_only_its_tenant_and_disabled_sees_all(alpha: TenantWorld, 
         assert BotProfile.objects.get(pk=beta.bot.pk).name == "beta bot"
 
 
+def test_the_scoped_filter_built_once_per_tenant_is_never_changed_by_what_is_built_on_it(
+    alpha: TenantWorld, beta: TenantWorld
+) -> None:
+    # The manager starts every queryset from a cached copy of the tenant filter (tenancy.py,
+    # _tenant_filtered_query): alternating tenants, narrowing and excluding must not leak into it.
+    queries: list[str] = []
+    for _ in range(2):
+        with tenant_scope(alpha.tenant):
+            assert not BotProfile.objects.filter(pk=beta.bot.pk).exists()
+            assert not BotProfile.objects.exclude(pk=alpha.bot.pk).exists()
+            assert list(BotProfile.objects.values_list("pk", flat=True)) == [alpha.bot.pk]
+            assert set(alpha.owner.api_tokens.values_list("tenant_id", flat=True)) == {alpha.tenant.pk}
+            queries.append(str(BotProfile.objects.all().query).replace("-", ""))
+        with tenant_scope(beta.tenant):
+            assert list(BotProfile.objects.values_list("pk", flat=True)) == [beta.bot.pk]
+            assert list(BotProfile.objects.filter(name="alpha bot")) == []
+            assert alpha.tenant.pk.hex not in str(BotProfile.objects.all().query).replace("-", "")
+    assert queries[0] == queries[1] and alpha.tenant.pk.hex in queries[0] and beta.tenant.pk.hex not in queries[0]
+
+
 def test_scopes_nest_and_restore_even_on_errors(alpha: TenantWorld, beta: TenantWorld) -> None:
     assert not current_scope().is_set
     with tenant_scope(alpha.tenant):
