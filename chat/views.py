@@ -118,6 +118,20 @@ class ChatView(TenantAPIView):
         """The view behind the admission gate (chat/admission.py): `admitted_turns`."""
         return admitted_turns(super().as_view(**initkwargs))
 
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.streaming:
+            # An answer streams for minutes: let this view, DRF's request and Django's request
+            # inside it go now (minirag/asgi_handler.py `_let_go_of`), by breaking the reference
+            # cycles that would keep them until the cyclic collector ran: DRF's request refers to
+            # itself and to this view (its parser context; its body is parsed already), and
+            # Django's `View.setup` made `self.head` this view's own `get`.
+            request.parser_context = {
+                key: value for key, value in request.parser_context.items() if key not in ("request", "view")
+            }
+            vars(self).pop("head", None)
+        return response
+
     @extend_schema(
         operation_id="chat_list",
         parameters=[OpenApiParameter("bot_profile_id", OpenApiTypes.UUID)],

@@ -148,6 +148,9 @@ class OneThreadASGIHandler(ASGIHandler):
                 if door is not None and request is not None:
                     door.leave(request, response)
             if response.streaming:
+                if door is not None and request is not None:
+                    _let_go_of(request, response)
+                    request = None
                 # A stream (a live event stream may never end by itself) stops when its client leaves.
                 await self._unless_the_client_leaves(self.send_response(response, send), receive)
                 await sync_to_async(response.close, thread_sensitive=True)()
@@ -206,6 +209,30 @@ class OneThreadASGIHandler(ASGIHandler):
         if not response.streaming:
             response.close()  # request_finished: the database connection goes back before the send
         return response
+
+
+# The attributes by which Django's middleware ties a request to itself (the messages storage, the
+# lazy user and `auser` each hold the request they were made for).
+_SELF_REFERENCES = ("_messages", "user", "auser")
+
+
+def _let_go_of(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Free a chat turn's request as soon as its view has answered, not when its stream ends.
+
+    An answer streams for seconds to minutes and a process holds a thousand of them; the request
+    (its headers twice over, its body, the middleware's state: ≈ 8 KB) is of no use to the stream,
+    which holds the few values it needs (chat/turns.py). Its middleware is done with it: their
+    response side ran before the response was returned. Two things kept it alive: the response's
+    closers (Django closes the request with the response, here: now) and the request's own
+    reference cycles, which only the cyclic collector, seldom run for objects this old, would
+    free. Only for views behind a door (the chat turn): their streams are known not to reach back
+    for the request (minirag/tests/test_asgi_handler.py checks it is gone while the stream is open).
+    """
+    closers = response._resource_closers  # type: ignore[attr-defined]
+    closers[:] = [closer for closer in closers if getattr(closer, "__self__", None) is not request]
+    request.close()
+    for name in _SELF_REFERENCES:
+        request.__dict__.pop(name, None)
 
 
 def get_one_thread_asgi_application() -> OneThreadASGIHandler:

@@ -5,8 +5,10 @@ as Django's own handler; async views (the chat turn) keep Django's asynchronous 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -227,6 +229,38 @@ def test_a_turn_passes_the_admission_door_on_the_event_loop_then_runs_on_one_thr
     assert status == 503 and "x-request-id" in headers and int(headers["retry-after"]) >= 1, (status, content)
     assert "try again" in json.loads(content)["detail"]
     assert gate.snapshot()["holding"] == 0 and gate.snapshot()["waiting"] == 0
+
+
+def test_a_streamed_turn_lets_go_of_its_request_before_its_answer_streams(
+    world: TenantWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open answer stream holds no request (asgi_handler.py `_let_go_of`): by the first event
+    sent, the request is freed, by reference counting alone (the cyclic collector is off here)."""
+    requests: list[weakref.ref[Any]] = []
+    create_request = OneThreadASGIHandler.create_request
+
+    def keeping_track(self: OneThreadASGIHandler, *args: Any) -> Any:
+        request, error = create_request(self, *args)
+        requests.append(weakref.ref(request))
+        return request, error
+
+    alive_while_streaming: list[bool] = []
+
+    def on_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("more_body") and not alive_while_streaming:
+            alive_while_streaming.append(requests[0]() is not None)
+
+    monkeypatch.setattr(OneThreadASGIHandler, "create_request", keeping_track)
+    body = json.dumps(
+        {"bot_profile_id": str(world.bot.pk), "message": "How long do refunds take?", "stream": True}
+    ).encode()
+    gc.disable()
+    try:
+        status, _, content = call(OneThreadASGIHandler(), world.tokens["owner"], "POST", "/v1/chat", body, on_send)
+    finally:
+        gc.enable()
+    assert status == 200 and b"event: done" in content, content[-300:]
+    assert len(requests) == 1 and alive_while_streaming == [False]
 
 
 @override_settings(TURN_SLOTS=1, TURN_QUEUE_LIMIT=0)
