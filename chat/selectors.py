@@ -52,12 +52,17 @@ def chat_list(*, principal: Principal, bot_profile_id: uuid.UUID | None = None) 
     return chats
 
 
-def chat_get_for(*, principal: Principal, chat_id: Any, visitor_id: str = "", lock: bool = False) -> Chat:
+def chat_get_for(
+    *, principal: Principal, chat_id: Any, visitor_id: str = "", lock: bool = False, **annotations: Any
+) -> Chat:
     """A chat the caller may read; anything else is a 404, exactly like a chat that does not exist.
-    With `lock`, its row stays locked until the transaction ends (in the same statement)."""
+    With `lock`, its row stays locked until the transaction ends (in the same statement); with
+    `annotations`, read in the same statement too."""
     chats = readable_chats(principal=principal, visitor_id=visitor_id)
     if lock:
         chats = chats.select_for_update(of=("self",))
+    if annotations:
+        chats = chats.annotate(**annotations)
     return get_by_id_or_404(chats, chat_id, label="Chat")
 
 

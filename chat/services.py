@@ -28,6 +28,7 @@ from tenants.authentication import Principal
 from tenants.models import Tenant
 from tenants.tenancy import tenant_scope
 from webhooks import events as webhook_events
+from webhooks.selectors import has_active_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class PreparedTurn:
     handling: str = Chat.Handling.BOT
     started: float = field(default_factory=time.perf_counter)
     reservation: budgets.Reservation | None = None  # what the turn set aside under a budget
+    # Whether the tenant had an enabled webhook when the turn began (read with the chat or the bot):
+    # without one, storing the answer looks for none. A webhook enabled during a turn gets the next.
+    tenant_has_webhooks: bool = True
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
@@ -81,14 +85,25 @@ def prepare_turn(
         # Locked, so a hand-off or a release cannot slip between reading `handling` and storing. Read
         # first, with its bot (one statement less per follow-up); the errors keep their order below.
         try:
-            chat = chat_get_for(principal=principal, chat_id=chat_id, visitor_id=visitor_id, lock=True)
+            chat = chat_get_for(
+                principal=principal,
+                chat_id=chat_id,
+                visitor_id=visitor_id,
+                lock=True,
+                tenant_has_webhooks=has_active_webhooks(),
+            )
         except NotFoundError as exc:
             missing_chat = exc
         else:
             if chat.bot_profile_id == bot_profile_id and chat.bot_profile.is_active:
-                bot = chat.bot_profile
+                bot, tenant_has_webhooks = chat.bot_profile, chat.tenant_has_webhooks  # type: ignore[attr-defined]
     if bot is None:
-        bot = BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True).first()
+        bot = (
+            BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True)
+            .annotate(tenant_has_webhooks=has_active_webhooks())
+            .first()
+        )
+        tenant_has_webhooks = getattr(bot, "tenant_has_webhooks", True)
     if bot is None:
         raise NotFoundError("Bot profile not found.")
     if principal.is_bot_token and bot.pk != principal.bot_profile_id:
@@ -117,8 +132,11 @@ def prepare_turn(
             started_by_user=None if principal.is_bot_token else principal.user,
             started_by_token=principal.api_token if principal.is_bot_token else None,
             visitor_id=visitor_id,
+            message_count=1,  # the question, stored next: counted here instead of by one more statement
         )
-    user_message = _store_question(tenant=tenant, chat=chat, message=message)
+        user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
+    else:
+        user_message = _store_question(tenant=tenant, chat=chat, message=message)
     return PreparedTurn(
         tenant_id=tenant.pk,
         tenant=tenant,
@@ -129,6 +147,7 @@ def prepare_turn(
         history=history,
         for_visitor=principal.is_bot_token,
         reservation=reservation,
+        tenant_has_webhooks=tenant_has_webhooks,
     )
 
 
@@ -260,15 +279,16 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
                 normalized_question=normalize_question(turn.question),
                 best_score=answer.best_score,
             )
-        webhook_events.chat_message(
-            tenant_id=turn.tenant_id,
-            message=message,
-            bot_profile_id=turn.bot.pk,
-            user_message_id=turn.user_message_id,
-            question=turn.question,
-            streamed=answer.streamed,
-            citations=message.sources,
-        )
+        if turn.tenant_has_webhooks:
+            webhook_events.chat_message(
+                tenant_id=turn.tenant_id,
+                message=message,
+                bot_profile_id=turn.bot.pk,
+                user_message_id=turn.user_message_id,
+                question=turn.question,
+                streamed=answer.streamed,
+                citations=message.sources,
+            )
     return message
 
 

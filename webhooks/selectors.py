@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from minirag.lookups import get_by_id_or_404
 from tenants.models import Tenant
@@ -13,6 +13,13 @@ from webhooks.models import Webhook, WebhookDelivery
 
 def webhook_list(*, tenant: Tenant) -> QuerySet[Webhook]:
     return Webhook.objects.filter(tenant=tenant).order_by("-created_at")
+
+
+def has_active_webhooks() -> Exists:
+    """An annotation: whether the row's tenant has an enabled webhook. A chat turn reads it with
+    its first statement, so a tenant without webhooks makes no statement for them when the answer
+    is stored (chat/services.py)."""
+    return Exists(Webhook.all_tenants.filter(tenant_id=OuterRef("tenant_id"), is_active=True))
 
 
 def webhook_get(*, tenant: Tenant, webhook_id: Any) -> Webhook:

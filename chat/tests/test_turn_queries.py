@@ -11,18 +11,23 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import TenantWorld
 from tenants.rls import without_scope
+from tenants.tenancy import tenant_scope
+from webhooks.models import Webhook
 
 # Measured 2026-12-06 with the visitor's widget token, on PostgreSQL (each statement carries its
 # row-level-security scope in the same message, tenants/rls.py). A follow-up: the chat with its bot
-# (read and locked in one statement); the history; the question stored and the chat's count; the
-# bot's sources for the search (one read); the answer, its usage record and the chat's totals; the
-# webhook subscribers and a delivery; and two savepoints (four statements). A first turn reads the
-# token and the bot instead of the chat, has no history to read and one chat to create.
-FIRST_TURN_STATEMENTS = 16
+# and whether the tenant has an enabled webhook (read and locked in one statement); the history; the
+# question stored and the chat's count; the bot's sources for the search (one read); the answer,
+# its usage record and the chat's totals; the webhook subscribers and a delivery; and two
+# savepoints (four statements). A first turn reads the token and the bot instead of the chat, has
+# no history to read, and creates its chat already counting the question.
+FIRST_TURN_STATEMENTS = 15
 FOLLOW_UP_STATEMENTS = 14
+# A tenant without an enabled webhook: no subscribers to look for, no delivery to record.
+WITHOUT_WEBHOOKS = 2
 
 
-def statements(world: TenantWorld, message: str, **body: Any) -> tuple[int, Any]:
+def statements(world: TenantWorld, message: str, **body: Any) -> tuple[list[str], Any]:
     client = world.client("bot", HTTP_X_MINIRAG_VISITOR="visitor-1")
     with CaptureQueriesContext(connection) as captured:
         response = client.post(
@@ -32,12 +37,25 @@ def statements(world: TenantWorld, message: str, **body: Any) -> tuple[int, Any]
     # Each statement once: the row-level-security scope travels in the same message (tenants/rls.py).
     statements = [without_scope(query["sql"]) for query in captured.captured_queries]
     assert not [sql for sql in statements if "set_config" in sql]
-    return len(statements), response.json()
+    return statements, response.json()
 
 
 @pytest.mark.django_db
 def test_a_turn_makes_no_more_statements_than_it_did(alpha: TenantWorld) -> None:
     first, body = statements(alpha, "How long do refunds at alpha take?")
     follow_up, _ = statements(alpha, "And shipping?", chat_id=body["chat_id"])
-    print("COUNTS", first, follow_up)
-    assert first <= FIRST_TURN_STATEMENTS and follow_up <= FOLLOW_UP_STATEMENTS
+    assert len(first) <= FIRST_TURN_STATEMENTS and len(follow_up) <= FOLLOW_UP_STATEMENTS, (first, follow_up)
+    assert any("webhooks_webhookdelivery" in sql for sql in follow_up)  # the subscribed webhook gets it
+
+
+@pytest.mark.django_db
+def test_a_tenant_without_an_enabled_webhook_makes_no_statement_for_webhooks(alpha: TenantWorld) -> None:
+    assert alpha.webhook is not None
+    with tenant_scope(alpha.tenant):
+        Webhook.objects.filter(pk=alpha.webhook.pk).update(is_active=False)
+    first, body = statements(alpha, "How long do refunds at alpha take?")
+    follow_up, _ = statements(alpha, "And shipping?", chat_id=body["chat_id"])
+    assert len(first) <= FIRST_TURN_STATEMENTS - WITHOUT_WEBHOOKS, first
+    assert len(follow_up) <= FOLLOW_UP_STATEMENTS - WITHOUT_WEBHOOKS, follow_up
+    # Only the turn's first read asks about webhooks (in a subquery); storing the answer does not.
+    assert [sql for sql in first + follow_up if "webhooks_webhook" in sql and "EXISTS" not in sql] == []
