@@ -53,7 +53,30 @@ def _litellm() -> ModuleType:
     # Every provider's requests then go through httpx and httpcore, where the egress guard checks them.
     litellm.disable_aiohttp_transport = True
     egress.install()
+    _price_only_for_callbacks(litellm)
     return litellm
+
+
+def _price_only_for_callbacks(litellm: ModuleType) -> None:
+    """LiteLLM prices every answer three times (when the call starts, when the stream's response is
+    rebuilt, when its success is logged) for its logging callbacks: ≈ 5% of a streamed turn's CPU.
+    MiniRAG registers no LiteLLM callback and never reads that figure (usage is priced by
+    minirag/pricing.py). While no callback is registered, LiteLLM's calculator answers None, as it
+    does for a model it cannot price, which every caller in LiteLLM handles; once one is, it prices
+    as before (`_tell_litellm_the_price` keeps a model it has no price for from failing then)."""
+    from litellm.litellm_core_utils.litellm_logging import Logging
+
+    calculate = Logging.response_cost_calculator
+    if getattr(calculate, "prices_only_for_callbacks", False):
+        return
+
+    def response_cost_calculator(self: Any, *args: Any, **kwargs: Any) -> float | None:
+        if litellm.callbacks or litellm.success_callback or litellm._async_success_callback:
+            return calculate(self, *args, **kwargs)
+        return None
+
+    response_cost_calculator.prices_only_for_callbacks = True  # type: ignore[attr-defined]
+    Logging.response_cost_calculator = response_cost_calculator
 
 
 def _ready_litellm() -> ModuleType:

@@ -74,3 +74,29 @@ def test_the_offline_embedder_is_registered_as_an_embedding_model(litellm: Any) 
     model_gateway.embed_texts(["shipping"], model="local/minilm")
     entry = litellm.model_cost["local/minilm"]
     assert (entry["input_cost_per_token"], entry["mode"], entry["litellm_provider"]) == (0.0, "embedding", "local")
+
+
+def test_litellm_prices_an_answer_only_when_a_litellm_callback_would_read_the_price(
+    litellm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_price_only_for_callbacks`: MiniRAG registers no LiteLLM callback, so LiteLLM's three
+    pricings of every answer are skipped; a callback registered brings them back."""
+    from litellm.integrations.custom_logger import CustomLogger
+
+    priced: list[str] = []
+    real = litellm.response_cost_calculator
+
+    def counting(**kwargs: Any) -> Any:
+        priced.append(kwargs["model"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(litellm, "response_cost_calculator", counting)
+    assert _stream_an_answer("gpt-4o-mini") == "Orders ship within two days."
+    assert priced == []
+
+    class Listening(CustomLogger):
+        pass
+
+    monkeypatch.setattr(litellm, "callbacks", [Listening()])
+    assert _stream_an_answer("gpt-4o-mini") == "Orders ship within two days."
+    assert priced and set(priced) == {"gpt-4o-mini"}
