@@ -71,7 +71,10 @@ def _price_only_for_callbacks(litellm: ModuleType) -> None:
         return
 
     def response_cost_calculator(self: Any, *args: Any, **kwargs: Any) -> float | None:
-        if litellm.callbacks or litellm.success_callback or litellm._async_success_callback:
+        registered = (*litellm.callbacks, *litellm.success_callback, *litellm._async_success_callback)
+        # "cache" is LiteLLM's own response-cache hook, which one of its modules registers when
+        # imported (Gemini's context cache, on a bot's first Gemini call); it reads no price.
+        if any(callback != "cache" for callback in registered):
             return calculate(self, *args, **kwargs)
         return None
 

@@ -91,6 +91,10 @@ def test_litellm_prices_an_answer_only_when_a_litellm_callback_would_read_the_pr
         return real(**kwargs)
 
     monkeypatch.setattr(litellm, "response_cost_calculator", counting)
+    # LiteLLM's own response-cache hook, registered when its Gemini code is first imported, reads no price.
+    monkeypatch.setattr(litellm, "callbacks", [])
+    monkeypatch.setattr(litellm, "success_callback", ["cache"])
+    monkeypatch.setattr(litellm, "_async_success_callback", ["cache"])
     assert _stream_an_answer("gpt-4o-mini") == "Orders ship within two days."
     assert priced == []
 
