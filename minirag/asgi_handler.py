@@ -222,11 +222,12 @@ def _let_go_of(request: HttpRequest, response: HttpResponseBase) -> None:
     An answer streams for seconds to minutes and a process holds a thousand of them; the request
     (its headers twice over, its body, the middleware's state: ≈ 8 KB) is of no use to the stream,
     which holds the few values it needs (chat/turns.py). Its middleware is done with it: their
-    response side ran before the response was returned. Two things kept it alive: the response's
-    closers (Django closes the request with the response, here: now) and the request's own
-    reference cycles, which only the cyclic collector, seldom run for objects this old, would
-    free. Only for views behind a door (the chat turn): their streams are known not to reach back
-    for the request (minirag/tests/test_asgi_handler.py checks it is gone while the stream is open).
+    response side ran before the response was returned. What kept it alive: the response's
+    closers (Django closes the request with the response, here: now) and reference cycles, which
+    only the cyclic collector, seldom run for objects this old, would free: the middleware's,
+    broken here, and DRF's, which the chat view breaks (`ChatView.finalize_response`). Only for
+    views behind a door (the chat turn): their streams are known not to reach back for the
+    request (minirag/tests/test_asgi_handler.py checks it is gone while the stream is open).
     """
     closers = response._resource_closers  # type: ignore[attr-defined]
     closers[:] = [closer for closer in closers if getattr(closer, "__self__", None) is not request]
