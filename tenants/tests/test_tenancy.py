@@ -22,6 +22,7 @@ from tenants.models import ApiToken, User
 from tenants.tenancy import (
     TenantOwnedModel,
     TenantScopeError,
+    _tenant_filtered_query,
     current_scope,
     current_tenant_id,
     tenant_scope,
@@ -121,6 +122,11 @@ def test_the_scoped_filter_built_once_per_tenant_is_never_changed_by_what_is_bui
             assert list(BotProfile.objects.filter(name="alpha bot")) == []
             assert alpha.tenant.pk.hex not in str(BotProfile.objects.all().query).replace("-", "")
     assert queries[0] == queries[1] and alpha.tenant.pk.hex in queries[0] and beta.tenant.pk.hex not in queries[0]
+    # Every queryset gets its own copy: the cached filter still holds its one condition.
+    cached = _tenant_filtered_query(BotProfile, alpha.tenant.pk)
+    with tenant_scope(alpha.tenant):
+        assert BotProfile.objects.all().query is not cached
+    assert len(cached.where.children) == 1
 
 
 def test_scopes_nest_and_restore_even_on_errors(alpha: TenantWorld, beta: TenantWorld) -> None:
