@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import threading
@@ -57,13 +58,28 @@ def _litellm() -> ModuleType:
     return litellm
 
 
+def _callbacks_registered(litellm: ModuleType) -> bool:
+    """Whether a LiteLLM logging callback would read what LiteLLM records of a call. MiniRAG
+    registers none (usage is priced by minirag/pricing.py); an operator's own would. "cache" is
+    LiteLLM's own response-cache hook, which one of its modules registers when imported (Gemini's
+    context cache, on a bot's first Gemini call); it reads neither prices nor streams."""
+    registered = (
+        *litellm.callbacks,
+        *litellm.success_callback,
+        *litellm._async_success_callback,
+        *litellm.failure_callback,
+        *litellm._async_failure_callback,
+    )
+    return any(callback != "cache" for callback in registered)
+
+
 def _price_only_for_callbacks(litellm: ModuleType) -> None:
     """LiteLLM prices every answer three times (when the call starts, when the stream's response is
     rebuilt, when its success is logged) for its logging callbacks: ≈ 5% of a streamed turn's CPU.
-    MiniRAG registers no LiteLLM callback and never reads that figure (usage is priced by
-    minirag/pricing.py). While no callback is registered, LiteLLM's calculator answers None, as it
-    does for a model it cannot price, which every caller in LiteLLM handles; once one is, it prices
-    as before (`_tell_litellm_the_price` keeps a model it has no price for from failing then)."""
+    MiniRAG never reads that figure. While no callback is registered, LiteLLM's calculator answers
+    None, as it does for a model it cannot price, which every caller in LiteLLM handles; once one
+    is, it prices as before (`_tell_litellm_the_price` keeps a model it has no price for from
+    failing then)."""
     from litellm.litellm_core_utils.litellm_logging import Logging
 
     calculate = Logging.response_cost_calculator
@@ -71,12 +87,7 @@ def _price_only_for_callbacks(litellm: ModuleType) -> None:
         return
 
     def response_cost_calculator(self: Any, *args: Any, **kwargs: Any) -> float | None:
-        registered = (*litellm.callbacks, *litellm.success_callback, *litellm._async_success_callback)
-        # "cache" is LiteLLM's own response-cache hook, which one of its modules registers when
-        # imported (Gemini's context cache, on a bot's first Gemini call); it reads no price.
-        if any(callback != "cache" for callback in registered):
-            return calculate(self, *args, **kwargs)
-        return None
+        return calculate(self, *args, **kwargs) if _callbacks_registered(litellm) else None
 
     response_cost_calculator.prices_only_for_callbacks = True  # type: ignore[attr-defined]
     Logging.response_cost_calculator = response_cost_calculator
@@ -598,26 +609,55 @@ class CompletionStream:
     """An answer as it is generated: `async for delta in stream` yields text; afterwards
     `prompt_tokens` and `completion_tokens` are set (from the provider, or counted).
 
-    It keeps the answer's text and the last usage a chunk carried, not the chunks: an open stream
-    holds as little as it can (a web process holds a thousand of them)."""
+    It reads the provider's stream under LiteLLM's stream wrapper (`CustomStreamWrapper`) whenever
+    no LiteLLM callback is registered (`_callbacks_registered`). LiteLLM hands every provider's
+    chunks over in one of two shapes: OpenAI's (`choices[0].delta.content`, `usage`: OpenAI's and
+    Azure's SDK chunks, and what LiteLLM's own parsers make of Anthropic, Gemini and Ollama), or
+    its generic chunk (a dict: `text`, `finish_reason`, `usage`: custom providers, the offline
+    `local/...` models among them). The wrapper turns each chunk into a new response object, keeps
+    them all, and at the end rebuilds and logs the whole response — for callbacks MiniRAG does not
+    have: ≈ 30% of a streamed turn's CPU, and the wrapper with its logging state (the prompt, the
+    call's arguments) held for as long as the answer streams. Read directly, an open stream holds
+    the provider's stream, the answer's text and the last usage. What the wrapper adds that
+    matters here is kept: LiteLLM's mapping of a provider's exception, the end of an answer whose
+    connection drops after its finish reason, and the stop of a model repeating one chunk.
+
+    With a callback registered, the wrapper is read as before, its chunk history kept short
+    (`_ShortChunkHistory`)."""
 
     def __init__(self, response: Any, model: str, messages: Messages) -> None:
-        self._response = response
         self._model = model
         self._messages = messages
         self._text = ""  # one string: a list of the deltas would hold an object per token
-        self._usage: Any = None
+        self._prompt_tokens: Any = None  # the latest count the provider sent of each (LiteLLM's rule)
+        self._completion_tokens: Any = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
-        history = getattr(response, "chunks", None)
-        if type(history) is list and not history:  # LiteLLM's CustomStreamWrapper, not started yet
-            response.chunks = _ShortChunkHistory()
+        self._provider = str(getattr(response, "custom_llm_provider", None) or "")
+        self._wrapper: Any = None  # LiteLLM's wrapper, until its provider stream is taken (below)
+        self._source: Any = response
+        if hasattr(response, "completion_stream") and not _callbacks_registered(_litellm()):
+            self._wrapper, self._source = response, response.completion_stream
+        else:
+            history = getattr(response, "chunks", None)
+            if type(history) is list and not history:  # LiteLLM's CustomStreamWrapper, not started yet
+                response.chunks = _ShortChunkHistory()
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._deltas()
 
+    async def _provider_stream(self) -> Any:
+        """The stream to read: some providers' streams are opened on the first read (the wrapper's
+        `fetch_stream`). Then the wrapper is let go."""
+        wrapper, self._wrapper = self._wrapper, None
+        if wrapper is not None and self._source is None:
+            self._source = await wrapper.fetch_stream()
+        return self._source
+
     async def _deltas(self) -> AsyncIterator[str]:
-        iterator = aiter(self._response)
+        iterator = aiter(await self._provider_stream())
+        finished = False
+        last, repeats, repeat_limit = "", 0, _litellm().REPEATED_STREAMING_CHUNK_LIMIT
         while True:
             try:
                 # asyncio.timeout, not wait_for: no task of its own for every chunk
@@ -631,21 +671,60 @@ class CompletionStream:
                     transient=True,
                 ) from exc
             except Exception as exc:
-                raise _model_error(exc, self._model) from exc
-            usage = getattr(chunk, "usage", None)
-            if usage:
-                self._usage = usage
-            choices = getattr(chunk, "choices", None) or []
-            delta = getattr(choices[0], "delta", None) if choices else None
-            text = getattr(delta, "content", None) if delta is not None else None
-            if text and isinstance(text, str):
+                if finished and _is_dropped_connection(exc):  # what LiteLLM's wrapper does too
+                    break
+                raise _model_error(self._litellm_error(exc), self._model) from exc
+            text, finish_reason = self._read(chunk)
+            if finish_reason == "error":
+                raise _invalid_response(self._model, "the stream ended with finish reason 'error'")
+            finished = finished or bool(finish_reason)
+            if text:
+                repeats = repeats + 1 if text == last and len(text) > 2 else 1
+                if repeats >= repeat_limit:
+                    logger.warning("The model %s repeated one chunk %d times: stopped.", self._model, repeats)
+                    raise ModelError(f"The model {self._model} failed: it kept repeating itself.", transient=True)
+                last = text
                 self._text += text
                 yield text
         self._count_usage()
 
+    def _read(self, chunk: Any) -> tuple[str, str | None]:
+        """A chunk's text and finish reason, in either of LiteLLM's shapes; its usage noted."""
+        if isinstance(chunk, Mapping):  # LiteLLM's generic chunk
+            self._note_usage(chunk.get("usage"))
+            text, finish_reason = chunk.get("text"), chunk.get("finish_reason")
+        else:
+            self._note_usage(getattr(chunk, "usage", None))
+            choices = getattr(chunk, "choices", None) or []
+            choice = choices[0] if choices else None
+            delta = getattr(choice, "delta", None)
+            text, finish_reason = getattr(delta, "content", None), getattr(choice, "finish_reason", None)
+        return (text if isinstance(text, str) else ""), (finish_reason or None)
+
+    def _note_usage(self, usage: Any) -> None:
+        """As LiteLLM counts a streamed answer: the latest count sent of each, so a provider that
+        sends the prompt's tokens first and the answer's last (Anthropic) is counted whole."""
+        if not usage:
+            return
+        read = usage.get if isinstance(usage, Mapping) else lambda name: getattr(usage, name, None)
+        prompt, completion = read("prompt_tokens"), read("completion_tokens")
+        if prompt is not None:
+            self._prompt_tokens = prompt
+        if completion is not None:
+            self._completion_tokens = completion
+
+    def _litellm_error(self, exc: Exception) -> Exception:
+        """A provider's exception as LiteLLM's (which `_model_error` reads), as its wrapper maps it."""
+        from litellm.litellm_core_utils.exception_mapping_utils import exception_type
+
+        try:
+            return exception_type(model=self._model, original_exception=exc, custom_llm_provider=self._provider)
+        except Exception as mapped:  # noqa: BLE001 - LiteLLM raises the mapped exception
+            return mapped
+
     def _count_usage(self) -> None:
-        usage = self._usage
-        if usage is None and self._text:  # a provider (or a proxy) that reported none: counted here
+        if self._prompt_tokens is None and self._completion_tokens is None and self._text:
+            # A provider (or a proxy) that reported none: counted here.
             litellm = _litellm()
             try:
                 prompt = litellm.token_counter(model=self._model, messages=self._messages)
@@ -655,15 +734,25 @@ class CompletionStream:
                 prompt = completion = 0
             self.prompt_tokens, self.completion_tokens = _token_count(prompt), _token_count(completion)
             return
-        self.prompt_tokens = _token_count(getattr(usage, "prompt_tokens", 0))
-        self.completion_tokens = _token_count(getattr(usage, "completion_tokens", 0))
+        self.prompt_tokens = _token_count(self._prompt_tokens)
+        self.completion_tokens = _token_count(self._completion_tokens)
 
     async def aclose(self) -> None:
         """Stop generating (the visitor left): providers stop billing once the stream is closed."""
-        close = getattr(self._response, "aclose", None)
+        source = self._wrapper if self._wrapper is not None else self._source
+        self._wrapper = self._source = None
+        close = getattr(source, "aclose", None) or getattr(source, "close", None)
         if close is not None:
             with contextlib.suppress(Exception):
-                await close()
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+
+
+def _is_dropped_connection(exc: Exception) -> bool:
+    import httpx
+
+    return isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))
 
 
 async def astream(

@@ -95,6 +95,9 @@ def test_litellm_prices_an_answer_only_when_a_litellm_callback_would_read_the_pr
     monkeypatch.setattr(litellm, "callbacks", [])
     monkeypatch.setattr(litellm, "success_callback", ["cache"])
     monkeypatch.setattr(litellm, "_async_success_callback", ["cache"])
+    # LiteLLM copies a registered callback into its failure lists too: restored after the test.
+    monkeypatch.setattr(litellm, "failure_callback", [])
+    monkeypatch.setattr(litellm, "_async_failure_callback", [])
     assert _stream_an_answer("gpt-4o-mini") == "Orders ship within two days."
     assert priced == []
 
