@@ -616,8 +616,8 @@ class CompletionStream:
     its generic chunk (a dict: `text`, `finish_reason`, `usage`: custom providers, the offline
     `local/...` models among them). The wrapper turns each chunk into a new response object, keeps
     them all, and at the end rebuilds and logs the whole response — for callbacks MiniRAG does not
-    have: ≈ 30% of a streamed turn's CPU, and the wrapper with its logging state (the prompt, the
-    call's arguments) held for as long as the answer streams. Read directly, an open stream holds
+    have: ≈ a fifth of a streamed turn's CPU, and the wrapper with its logging state (the prompt,
+    the call's arguments) held for as long as the answer streams (docs/benchmarks.md). Read directly, an open stream holds
     the provider's stream, the answer's text and the last usage. What the wrapper adds that
     matters here is kept: LiteLLM's mapping of a provider's exception, the end of an answer whose
     connection drops after its finish reason, and the stop of a model repeating one chunk.
