@@ -223,6 +223,32 @@ def test_every_providers_stream_reads_as_through_litellms_wrapper(
     assert direct[0] == "Orders ship within two working days." and direct[1] > 0 and direct[2] > 0
 
 
+@pytest.mark.parametrize("provider", sorted(PROVIDER_STREAMS))
+def test_a_stream_closed_mid_answer_closes_the_providers_connection(provider: str, settings: Any) -> None:
+    """The visitor left: closing the stream closes the connection to the provider (which stops
+    generating, and billing), though the gateway let LiteLLM's wrapper go."""
+    settings.MODEL_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    model, path, extra = PROVIDER_STREAMS[provider]
+
+    async def leave_after_one_delta(fake: FakeProvider) -> int:
+        endpoint = Endpoint(api_key="sk-test", api_base=fake.url + path, **extra)
+        stream = await model_gateway.astream(
+            model=model, messages=MESSAGES, temperature=0, max_tokens=200, endpoint=endpoint
+        )
+        deltas = aiter(stream)
+        await anext(deltas)
+        await stream.aclose()
+        for _ in range(50):  # the server sees the connection closed once it writes to it again
+            if not fake.open_connections:
+                break
+            await asyncio.sleep(0.05)
+        return fake.open_connections
+
+    with FakeProvider() as fake:
+        fake.reply = " ".join(f"word{number}" for number in range(100_000))  # more than the sockets buffer
+        assert async_to_sync(leave_after_one_delta)(fake) == 0
+
+
 def test_the_offline_models_generic_chunks_read_as_through_litellms_wrapper(request: pytest.FixtureRequest) -> None:
     direct = _streamed("local/extractive")
     request.getfixturevalue("litellm_callback")

@@ -161,6 +161,11 @@ class FakeProvider:
         return f"http://{host}:{port}"
 
     @property
+    def open_connections(self) -> int:
+        """The client connections open now (a client that closes a stream mid-answer closes one)."""
+        return self._server.open_connections() if self._server is not None else 0
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """The requests received so far, oldest first (a copy: the server may be appending to the original)."""
         with self._lock:
@@ -231,6 +236,10 @@ class _Server(ThreadingHTTPServer):
     def closed(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.discard(connection)
+
+    def open_connections(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
 
     def close_connections(self) -> None:
         with self._connections_lock:
