@@ -617,10 +617,11 @@ class CompletionStream:
     `local/...` models among them). The wrapper turns each chunk into a new response object, keeps
     them all, and at the end rebuilds and logs the whole response — for callbacks MiniRAG does not
     have: ≈ a fifth of a streamed turn's CPU, and the wrapper with its logging state (the prompt,
-    the call's arguments) held for as long as the answer streams (docs/benchmarks.md). Read directly, an open stream holds
-    the provider's stream, the answer's text and the last usage. What the wrapper adds that
-    matters here is kept: LiteLLM's mapping of a provider's exception, the end of an answer whose
-    connection drops after its finish reason, and the stop of a model repeating one chunk.
+    the call's arguments) held for as long as the answer streams (docs/benchmarks.md). Read
+    directly, an open stream holds the provider's stream, the answer's text and the token counts.
+    What the wrapper adds that matters here is kept: LiteLLM's mapping of a provider's exception,
+    the end of an answer whose connection drops after its finish reason, and the stop of a model
+    repeating one chunk.
 
     With a callback registered, the wrapper is read as before, its chunk history kept short
     (`_ShortChunkHistory`)."""
