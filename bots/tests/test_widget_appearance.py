@@ -52,6 +52,27 @@ def test_a_new_bot_reads_the_defaults(alpha: TenantWorld) -> None:
     assert bot["widget"] == DEFAULTS
 
 
+def test_a_list_of_bots_shows_each_ones_appearance_building_the_serializer_once(
+    alpha: TenantWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bots.serializers import WidgetAppearanceSerializer
+
+    client = alpha.client("admin")
+    for number in range(3):
+        widget = {"title": f"Desk {number}"}
+        response = client.post("/v1/bot-profiles", {"name": f"Bot {number}", "widget": widget}, format="json")
+        assert response.status_code == 201, response.json()
+    built: list[int] = []
+    real = WidgetAppearanceSerializer.get_fields
+    monkeypatch.setattr(WidgetAppearanceSerializer, "get_fields", lambda self: built.append(1) or real(self))
+
+    bots = client.get("/v1/bot-profiles?limit=100").json()
+    titles = {bot["name"]: bot["widget"]["title"] for bot in bots}
+    assert {titles[f"Bot {number}"] for number in range(3)} == {"Desk 0", "Desk 1", "Desk 2"}
+    assert all(set(bot["widget"]) == set(DEFAULTS) for bot in bots)
+    assert len(built) == 1  # once for the list, not once per bot
+
+
 @pytest.mark.parametrize("who", ["owner", "admin"])
 def test_owners_and_admins_set_the_appearance(alpha: TenantWorld, who: str) -> None:
     response = patch_widget(alpha, SETTINGS, who)
