@@ -134,7 +134,7 @@ def prepare_turn(
             visitor_id=visitor_id,
             message_count=1,  # the question, stored next: counted here instead of by one more statement
         )
-        user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
+        user_message = _store_question(tenant=tenant, chat=chat, message=message, counted=True)
     else:
         user_message = _store_question(tenant=tenant, chat=chat, message=message)
     return PreparedTurn(
@@ -151,10 +151,12 @@ def prepare_turn(
     )
 
 
-def _store_question(*, tenant: Tenant, chat: Chat, message: str) -> Message:
-    """The visitor's (or user's) message, stored and counted on its chat."""
+def _store_question(*, tenant: Tenant, chat: Chat, message: str, counted: bool = False) -> Message:
+    """The visitor's (or user's) message, stored and counted on its chat (unless the chat, just
+    created, already counts it)."""
     user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
-    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    if not counted:
+        Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
     return user_message
 
 
