@@ -1,8 +1,10 @@
 """The web process raises its soft limit on open files to the hard limit (one socket per open
-stream: 1,024 would refuse the thousandth stream); minirag/process_limits.py."""
+stream: 1,024 would refuse the thousandth stream), and takes what it loaded at start-up out of the
+garbage collector's way; minirag/process_limits.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -10,7 +12,7 @@ import sys
 
 import pytest
 
-from minirag.process_limits import raise_open_files_limit
+from minirag.process_limits import COLLECTOR_THRESHOLDS, raise_open_files_limit
 from minirag.tests.benches import ROOT
 
 
@@ -58,3 +60,61 @@ def test_the_asgi_entry_point_raises_it() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.split()[-1]) == hard
+
+
+def test_the_asgi_entry_point_takes_its_start_up_out_of_the_collectors_way() -> None:
+    """In a process of its own: once `minirag.asgi` is loaded, what it loaded is frozen (a full
+    collection no longer walks it) and young collections run at the server's thresholds."""
+    program = (
+        "import gc, json\n"
+        "import minirag.asgi\n"
+        "print(json.dumps([gc.get_freeze_count(), len(gc.get_objects()), gc.get_threshold()]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, still_walked, thresholds = json.loads(result.stdout.splitlines()[-1])
+    assert frozen > 50_000  # Django, DRF and the app alone are a few hundred thousand objects
+    assert still_walked < frozen / 10
+    assert tuple(thresholds) == COLLECTOR_THRESHOLDS
+
+
+def test_tuning_freezes_what_exists_and_sets_the_thresholds() -> None:
+    program = (
+        "import gc, json\n"
+        "from minirag.process_limits import tune_garbage_collector\n"
+        "kept = [[index] for index in range(10_000)]\n"
+        "tune_garbage_collector()\n"
+        "print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    frozen, thresholds = json.loads(result.stdout.splitlines()[-1])
+    assert frozen >= 10_000 and tuple(thresholds) == COLLECTOR_THRESHOLDS
+
+
+def test_a_celery_worker_tunes_it_before_starting_its_pool() -> None:
+    program = (
+        "import gc, json\n"
+        "from celery.signals import worker_init\n"
+        "from minirag.celery import app\n"
+        "worker_init.send(sender=None)\n"
+        "print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, thresholds = json.loads(result.stdout.splitlines()[-1])
+    assert frozen > 10_000 and tuple(thresholds) == COLLECTOR_THRESHOLDS
