@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from bots.models import BotProfile
 from minirag.errors import InvalidInputError
-from minirag.lookups import get_by_id_or_404, parse_uuid
+from minirag.lookups import get_by_id_or_404, only_row, parse_uuid
 from tenants.models import Tenant
 
 
@@ -25,7 +25,7 @@ def bot_profile_reference(*, tenant: Tenant, bot_profile_id: Any, field: str = "
     """A bot named in a request *body*: unknown or another tenant's is invalid input (422),
     worded exactly alike so another tenant's id cannot be confirmed."""
     parsed = parse_uuid(bot_profile_id)
-    bot = bot_profile_list(tenant=tenant).filter(pk=parsed).first() if parsed else None
+    bot = only_row(bot_profile_list(tenant=tenant).filter(pk=parsed)) if parsed else None
     if bot is None:
         raise InvalidInputError.for_field(field, "Bot profile not found.")
     return bot

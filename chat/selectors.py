@@ -30,11 +30,15 @@ def own_chats_only(principal: Principal) -> User | None:
     return None if principal.tenant.members_see_all_chats else principal.user
 
 
+# What a chat is shown with (ChatSerializer): its bot's hand-off settings, its assignee's name.
+CHAT_SHOWN_WITH = ("assigned_to", "bot_profile")
+
+
 def readable_chats(*, principal: Principal, visitor_id: str = "") -> QuerySet[Chat]:
     """Every chat `principal` may read (and continue, rate, export): see the module's rule.
     `visitor_id` is the widget's X-MiniRAG-Visitor, which binds a bot token's chats to one
     browser so one site's visitors never read each other's conversations."""
-    chats = Chat.objects.filter(tenant=principal.tenant).select_related("assigned_to", "bot_profile")
+    chats = Chat.objects.filter(tenant=principal.tenant)
     if principal.is_bot_token:
         return chats.filter(
             started_by_token=principal.api_token, bot_profile_id=principal.bot_profile_id, visitor_id=visitor_id
@@ -46,19 +50,29 @@ def readable_chats(*, principal: Principal, visitor_id: str = "") -> QuerySet[Ch
 
 
 def chat_list(*, principal: Principal, bot_profile_id: uuid.UUID | None = None) -> QuerySet[Chat]:
-    chats = readable_chats(principal=principal).order_by("-updated_at")
+    chats = readable_chats(principal=principal).select_related(*CHAT_SHOWN_WITH).order_by("-updated_at")
     if bot_profile_id is not None:
         chats = chats.filter(bot_profile_id=bot_profile_id)
     return chats
 
 
 def chat_get_for(
-    *, principal: Principal, chat_id: Any, visitor_id: str = "", lock: bool = False, **annotations: Any
+    *,
+    principal: Principal,
+    chat_id: Any,
+    visitor_id: str = "",
+    lock: bool = False,
+    related: tuple[str, ...] = CHAT_SHOWN_WITH,
+    **annotations: Any,
 ) -> Chat:
     """A chat the caller may read; anything else is a 404, exactly like a chat that does not exist.
     With `lock`, its row stays locked until the transaction ends (in the same statement); with
-    `annotations`, read in the same statement too."""
+    `annotations`, read in the same statement too; so are the `related` rows (by default what a
+    chat is shown with). A caller that needs fewer names them: each of their columns costs the
+    compiler and the row's decoding."""
     chats = readable_chats(principal=principal, visitor_id=visitor_id)
+    if related:  # (`select_related()` without names would follow every relation)
+        chats = chats.select_related(*related)
     if lock:
         chats = chats.select_for_update(of=("self",))
     if annotations:

@@ -23,6 +23,7 @@ from chat.models import Chat, Message, UnansweredQuestion, UsageEvent
 from chat.retrieval import RetrievedChunk
 from chat.selectors import chat_get_for, recent_history
 from minirag.errors import ForbiddenError, InvalidInputError, NotFoundError
+from minirag.lookups import only_row
 from providers import budgets
 from tenants.authentication import Principal
 from tenants.models import Tenant
@@ -90,6 +91,7 @@ def prepare_turn(
                 chat_id=chat_id,
                 visitor_id=visitor_id,
                 lock=True,
+                related=("bot_profile",),
                 tenant_has_webhooks=has_active_webhooks(),
             )
         except NotFoundError as exc:
@@ -98,10 +100,10 @@ def prepare_turn(
             if chat.bot_profile_id == bot_profile_id and chat.bot_profile.is_active:
                 bot, tenant_has_webhooks = chat.bot_profile, chat.tenant_has_webhooks  # type: ignore[attr-defined]
     if bot is None:
-        bot = (
-            BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True)
-            .annotate(tenant_has_webhooks=has_active_webhooks())
-            .first()
+        bot = only_row(
+            BotProfile.objects.filter(tenant=tenant, pk=bot_profile_id, is_active=True).annotate(
+                tenant_has_webhooks=has_active_webhooks()
+            )
         )
         tenant_has_webhooks = getattr(bot, "tenant_has_webhooks", True)
     if bot is None:

@@ -344,9 +344,9 @@ class ChatViewSet(TenantViewSet):
     bot_token_actions = ("retrieve", "messages", "feedback")
     minimum_roles = {"feedback": Role.MEMBER}
 
-    def get_object(self) -> Chat:
+    def get_object(self, *, related: tuple[str, ...] = selectors.CHAT_SHOWN_WITH) -> Chat:
         return selectors.chat_get_for(
-            principal=self.principal, chat_id=self.kwargs["pk"], visitor_id=visitor_id_of(self.request)
+            principal=self.principal, chat_id=self.kwargs["pk"], visitor_id=visitor_id_of(self.request), related=related
         )
 
     @extend_schema(parameters=[VISITOR], responses={200: ChatSerializer, **ERROR_RESPONSES})
@@ -356,7 +356,7 @@ class ChatViewSet(TenantViewSet):
     @extend_schema(parameters=[VISITOR], responses={200: MessageSerializer(many=True), **ERROR_RESPONSES})
     @action(detail=True, methods=["get"])
     def messages(self, request: Request, pk: str) -> Response:
-        chat = self.get_object()
+        chat = self.get_object(related=())  # its messages need only its id
         page = self.paginate_queryset(selectors.chat_messages(chat=chat))
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 

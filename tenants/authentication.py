@@ -19,6 +19,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from minirag.lookups import only_row
 from tenants import credential_cache
 from tenants.models import ApiToken, Tenant, User
 from tenants.tenancy import tenant_scope_disabled
@@ -85,7 +86,7 @@ class BearerAuthentication(BaseAuthentication):
         token = credential_cache.cached_token(token_hash, epoch)
         if token is None:
             with tenant_scope_disabled("authentication: find the API token, whichever tenant it belongs to"):
-                token = ApiToken.all_tenants.select_related("tenant", "user").filter(token_hash=token_hash).first()
+                token = only_row(ApiToken.all_tenants.select_related("tenant", "user").filter(token_hash=token_hash))
             if token is not None:
                 credential_cache.remember(token_hash, token, epoch)
         if token is None:
@@ -112,7 +113,7 @@ class BearerAuthentication(BaseAuthentication):
         except InvalidJWT as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         with tenant_scope_disabled("authentication: load the JWT's user"):
-            user = User.all_tenants.select_related("tenant").filter(pk=claims.user_id).first()
+            user = only_row(User.all_tenants.select_related("tenant").filter(pk=claims.user_id))
         if user is None or user.tenant_id != claims.tenant_id or user.tenant is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         # A disabled account says so (403) before anything else.

@@ -59,3 +59,19 @@ def test_a_tenant_without_an_enabled_webhook_makes_no_statement_for_webhooks(alp
     assert len(follow_up) <= FOLLOW_UP_STATEMENTS - WITHOUT_WEBHOOKS, follow_up
     # Only the turn's first read asks about webhooks (in a subquery); storing the answer does not.
     assert [sql for sql in first + follow_up if "webhooks_webhook" in sql and "EXISTS" not in sql] == []
+
+
+@pytest.mark.django_db
+def test_rows_read_by_their_key_are_read_without_an_order(alpha: TenantWorld) -> None:
+    """The chat, its bot and the token are one row each: an ORDER BY would only cost the compiler
+    (minirag/lookups.py `only_row`). The history is read in order."""
+    first, body = statements(alpha, "How long do refunds at alpha take?")
+    follow_up, _ = statements(alpha, "And shipping?", chat_id=body["chat_id"])
+    by_key = [
+        sql
+        for sql in first + follow_up
+        if sql.startswith("SELECT") and any(f'FROM "{table}"' in sql for table in ("chat_chat", "bots_botprofile"))
+    ]
+    assert len(by_key) == 2, by_key  # the first turn's bot, the follow-up's chat (with its bot)
+    assert not [sql for sql in by_key if "ORDER BY" in sql]
+    assert [sql for sql in follow_up if 'FROM "chat_message"' in sql and "ORDER BY" in sql]
