@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
@@ -202,6 +204,40 @@ def test_batch_creates_a_group_with_children(alpha: TenantWorld) -> None:
         child["id"] for child in children
     }
     assert len(alpha.client().get("/v1/sources?include_children=true").json()) == len(listed) + 2
+
+
+def test_a_page_of_sources_reads_every_parents_totals_in_one_statement(alpha: TenantWorld) -> None:
+    """Each parent shows its own active children's totals and status; the page, however many parents
+    it holds, is two statements: its sources, and their children's totals grouped (sources/selectors.py)."""
+    client = alpha.client("admin")
+    parents = []
+    for name in ("Pack A", "Pack B", "Pack C"):
+        children = [{"name": f"{name} {n}", "source_type": "text", "content": f"Fact {n}."} for n in range(3)]
+        body = {"bot_profile_id": str(alpha.bot.pk), "name": name, "children": children}
+        parents.append(client.post("/v1/sources/batch", body, format="json").json())
+    pack_a, pack_b = ({child["id"] for child in parent["children"]} for parent in parents[:2])
+    with tenant_scope(alpha.tenant):
+        # A: one page deleted (it no longer counts), the others ingested; B: every page failed but
+        # one, still in flight; C: untouched (pending).
+        Source.objects.filter(pk__in=pack_a).update(status=SourceStatus.READY, chunk_count=2, document_count=1)
+        Source.objects.filter(pk=min(pack_a)).update(is_active=False)
+        Source.objects.filter(pk__in=pack_b).update(status=SourceStatus.ERROR)
+        Source.objects.filter(pk=min(pack_b)).update(status=SourceStatus.PROCESSING)
+    with CaptureQueriesContext(connection) as captured:
+        response = alpha.client().get("/v1/sources")
+    assert response.status_code == 200
+    listed = {source["id"]: source for source in response.json()}
+    a, b, c = (listed[parent["parent"]["id"]] for parent in parents)
+    assert (a["children_count"], a["chunk_count"], a["document_count"], a["status"]) == (2, 4, 2, "ready")
+    assert (b["children_count"], b["status"]) == (3, "processing")
+    assert (c["children_count"], c["chunk_count"], c["status"]) == (3, 0, "pending")
+    leaves = [source for source in listed.values() if not source["is_group"]]
+    assert leaves and all(source["children_count"] == 0 for source in leaves)
+    reads = [query["sql"] for query in captured.captured_queries if 'FROM "sources_source"' in query["sql"]]
+    assert len(reads) == 2, reads
+    with tenant_scope(alpha.tenant):
+        Source.objects.filter(pk=min(pack_b)).update(status=SourceStatus.ERROR)
+    assert alpha.client().get(f"/v1/sources/{b['id']}").json()["status"] == "error"  # every page failed
 
 
 def test_batch_validation(alpha: TenantWorld) -> None:
