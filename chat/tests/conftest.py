@@ -1,8 +1,11 @@
 """Chat test helpers: a spy on the model calls (optionally answering through LiteLLM's
-`mock_response`, since hosted providers cannot be reached here), and knowledge for a bot."""
+`mock_response`, since hosted providers cannot be reached here, at a provider's pace if asked), and
+knowledge for a bot."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,7 +19,9 @@ from tenants.tenancy import tenant_scope
 
 class ModelSpy:
     """Records every completion call. `mock(...)` makes later calls answer through LiteLLM's
-    own mock machinery (`mock_response`, `mock_timeout`, ...) instead of a provider."""
+    own mock machinery (`mock_response`, `mock_timeout`, ...) instead of a provider. LiteLLM's mock
+    streams its whole answer at once; `chunk_delay=<seconds>` makes it wait that long before each
+    chunk, as a provider writing tokens does."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -38,10 +43,21 @@ def model_spy(monkeypatch: pytest.MonkeyPatch) -> ModelSpy:
 
     async def recording(**kwargs: Any) -> Any:
         spy.calls.append(kwargs)
-        return await real(**{**kwargs, **spy.overrides})
+        overrides = dict(spy.overrides)
+        chunk_delay = overrides.pop("chunk_delay", None)
+        response = await real(**{**kwargs, **overrides})
+        if chunk_delay:
+            response.completion_stream = _at_a_pace(response.completion_stream, chunk_delay)
+        return response
 
     monkeypatch.setattr(litellm, "acompletion", recording)
     return spy
+
+
+async def _at_a_pace(chunks: AsyncIterator[Any], delay: float) -> AsyncIterator[Any]:
+    async for chunk in chunks:
+        await asyncio.sleep(delay)
+        yield chunk
 
 
 def add_knowledge(

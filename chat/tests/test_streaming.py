@@ -151,7 +151,7 @@ def test_a_client_disconnect_stores_the_answer_so_far(model_spy: ModelSpy) -> No
     add_knowledge(world, "Shipping", "Orders ship within two working days. Shipping is free over 50 euros.")
     use_model(world, "gpt-4o-mini")
     long_answer = " ".join(f"word{n}" for n in range(200))
-    model_spy.mock(mock_response=long_answer, mock_delay=0.02)
+    model_spy.mock(mock_response=long_answer, chunk_delay=0.01)  # ≈ 5 s for the whole answer
     application = get_asgi_application()
     body = json.dumps({"bot_profile_id": str(world.bot.pk), "message": "How long does shipping take?", "stream": True})
 
