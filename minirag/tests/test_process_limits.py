@@ -38,9 +38,23 @@ def test_a_soft_limit_already_at_the_hard_limit_is_left_alone(restored_limit: tu
     assert raise_open_files_limit() == (hard, hard)
 
 
+def _last_line_of(program: str) -> str:
+    """What `program` printed last, run in a process of its own with the test settings: the open
+    files limit and the collector's state are the process's."""
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1]
+
+
 def test_the_asgi_entry_point_raises_it() -> None:
-    """In a process of its own (the limit is the process's): started with a soft limit of 256, it
-    has the hard limit once `minirag.asgi` is loaded."""
+    """Started with a soft limit of 256, the process has the hard limit once `minirag.asgi` is loaded."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard == resource.RLIM_INFINITY or hard <= 256:
         pytest.skip(f"needs a finite hard limit above 256 (here {hard})")
@@ -50,36 +64,18 @@ def test_the_asgi_entry_point_raises_it() -> None:
         "import minirag.asgi\n"
         "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert int(result.stdout.split()[-1]) == hard
+    assert int(_last_line_of(program)) == hard
 
 
 def test_the_asgi_entry_point_takes_its_start_up_out_of_the_collectors_way() -> None:
-    """In a process of its own: once `minirag.asgi` is loaded, what it loaded is frozen (a full
-    collection no longer walks it) and young collections run at the server's thresholds."""
+    """Once `minirag.asgi` is loaded, what it loaded is frozen (a full collection no longer walks it)
+    and young collections run at the server's thresholds."""
     program = (
         "import gc, json\n"
         "import minirag.asgi\n"
         "print(json.dumps([gc.get_freeze_count(), len(gc.get_objects()), gc.get_threshold()]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    frozen, still_walked, thresholds = json.loads(result.stdout.splitlines()[-1])
+    frozen, still_walked, thresholds = json.loads(_last_line_of(program))
     assert frozen > 50_000  # Django, DRF and the app alone are a few hundred thousand objects
     assert still_walked < frozen / 10
     assert tuple(thresholds) == COLLECTOR_THRESHOLDS
@@ -93,9 +89,7 @@ def test_tuning_freezes_what_exists_and_sets_the_thresholds() -> None:
         "tune_garbage_collector()\n"
         "print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    frozen, thresholds = json.loads(result.stdout.splitlines()[-1])
+    frozen, thresholds = json.loads(_last_line_of(program))
     assert frozen >= 10_000 and tuple(thresholds) == COLLECTOR_THRESHOLDS
 
 
@@ -107,14 +101,5 @@ def test_a_celery_worker_tunes_it_before_starting_its_pool() -> None:
         "worker_init.send(sender=None)\n"
         "print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "minirag.settings_test"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    frozen, thresholds = json.loads(result.stdout.splitlines()[-1])
+    frozen, thresholds = json.loads(_last_line_of(program))
     assert frozen > 10_000 and tuple(thresholds) == COLLECTOR_THRESHOLDS
