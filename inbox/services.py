@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from bots.models import BotProfile
 from chat.models import Chat, Message
 from chat.serializers import ChatSerializer, MessageSerializer
+from chat.services import count_on_chat
 from inbox.events import HANDLING_EVENT, HANDOFF_REQUESTED_EVENT, MESSAGE_EVENT, publish_on_commit
 from inbox.selectors import Availability, handoff_availability, handoff_enabled
 from minirag.errors import ConflictError
@@ -135,6 +135,6 @@ def operator_reply(*, tenant: Tenant, chat: Chat, operator: User, content: str) 
         author=operator,
         author_name=operator_display_name(operator),
     )
-    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, updated_at=timezone.now())
+    count_on_chat(chat.pk, messages=1)
     publish_on_commit(tenant.pk, chat.pk, MESSAGE_EVENT, MessageSerializer(message).data)
     return message
