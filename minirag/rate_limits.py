@@ -88,21 +88,36 @@ def _window_keys(limit: Limit, now: float) -> tuple[str, str, float]:
     return f"{base}:{int(index)}", f"{base}:{int(index) - 1}", offset / limit.window_seconds
 
 
+# For each window (KEYS: its current and previous keys; ARGV: its timeout): create the current key with
+# its timeout if it is new, count one more event in it, and read the previous window's count. A
+# script runs atomically, like the MULTI/EXEC it replaces, and is one command to send and one reply
+# to parse: a third of the client's CPU of a pipeline of three commands per window.
+_COUNT_SCRIPT = """
+local counts = {}
+for window = 1, #ARGV do
+  local current = KEYS[2 * window - 1]
+  redis.call('SET', current, 0, 'EX', ARGV[window], 'NX')
+  counts[2 * window - 1] = redis.call('INCR', current)
+  counts[2 * window] = tonumber(redis.call('GET', KEYS[2 * window]) or 0)
+end
+return counts
+"""
+_count_script: redis.commands.core.Script | None = None
+
+
 def _count(windows: Sequence[tuple[str, str, int]]) -> list[tuple[int, int]]:
     """For each (current key, previous key, timeout): count one more event in the current window
     (the key created with its timeout if new) and read the previous window's count. Against Redis
-    that is one round trip for all limits (a MULTI/EXEC pipeline: SET NX EX + INCR per window, GET
-    per previous window) instead of three per limit."""
+    that is one script call for all limits instead of three commands per limit."""
+    global _count_script
     backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, RedisCache):
-        pipeline = backend._cache.get_client(write=True).pipeline(transaction=True)
-        for current_key, previous_key, timeout in windows:
-            key = backend.make_and_validate_key(current_key)
-            pipeline.set(key, 0, ex=timeout, nx=True)
-            pipeline.incr(key)
-            pipeline.get(backend.make_and_validate_key(previous_key))
-        replies = pipeline.execute()
-        return [(int(replies[3 * n + 1]), int(replies[3 * n + 2] or 0)) for n in range(len(windows))]
+        client = backend._cache.get_client(write=True)
+        if _count_script is None:
+            _count_script = client.register_script(_COUNT_SCRIPT)
+        keys = [backend.make_and_validate_key(key) for current, previous, _ in windows for key in (current, previous)]
+        replies = _count_script(keys=keys, args=[timeout for _, _, timeout in windows], client=client)
+        return [(int(replies[2 * n]), int(replies[2 * n + 1])) for n in range(len(windows))]
     counts = []
     for current_key, previous_key, timeout in windows:
         cache.add(current_key, 0, timeout=timeout)

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from chat.tests.conftest import ModelSpy, add_knowledge, use_model
 from conftest import TenantWorld, api_client
-from minirag.rate_limits import MINUTE, Limit, RateLimited, hit, seconds_until_allowed
+from minirag.rate_limits import DAY, MINUTE, Limit, RateLimited, hit, seconds_until_allowed
 
 VISITOR = "X-MiniRAG-Visitor"
 
@@ -116,9 +116,21 @@ def test_limits_are_counted_in_the_shared_cache() -> None:
     assert cache.get(f"rl:test:shared:{MINUTE}:{1_000_000 // MINUTE}") == 2
 
 
+def test_a_redis_that_forgot_the_counting_script_is_given_it_again() -> None:
+    """The limits are counted by a script Redis keeps in memory: a restarted Redis has none."""
+    from django.core.cache import caches
+
+    limits = [Limit("test:script", 5, MINUTE, "from this test"), Limit("test:script", 50, DAY, "from this test")]
+    hit(limits, now=2_000_000.0)
+    caches["default"]._cache.get_client(write=True).script_flush()
+    hit(limits, now=2_000_000.0)
+    assert cache.get(f"rl:test:script:{MINUTE}:{2_000_000 // MINUTE}") == 2
+    assert cache.get(f"rl:test:script:{DAY}:{2_000_000 // DAY}") == 2
+
+
 @pytest.fixture(params=["redis", "memory"])
 def counting_cache(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Redis (production: one pipelined round trip per message) or the embedded mode's memory cache."""
+    """Redis (production: one script call per message) or the embedded mode's memory cache."""
     if request.param == "redis":
         yield
         return
