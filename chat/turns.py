@@ -199,7 +199,15 @@ def _bot_endpoint(bot: Any, model: str) -> Endpoint:
 # The database steps of a turn, run in the request's thread, each giving its connection back.
 _record_answer = sync_to_async(releasing_connection(record_answer))
 _record_failure = sync_to_async(releasing_connection(record_failure))
-_endpoint = sync_to_async(releasing_connection(_bot_endpoint))
+_endpoint_through_connection = sync_to_async(releasing_connection(_bot_endpoint))
+
+
+async def _endpoint(bot: Any, model: str) -> Endpoint:
+    """How the turn reaches `model`. Only a bot's named connection is read from the database; a bot
+    without one has its endpoint in its own row, so it is worked out here, without a trip to a thread."""
+    if bot.connection_id is None:
+        return _bot_endpoint(bot, model)
+    return await _endpoint_through_connection(bot, model)
 
 
 async def _with_fallbacks(

@@ -239,3 +239,25 @@ def test_a_thread_still_busy_when_its_request_ends_is_not_kept() -> None:
     kept = idle.current
     idle.give_back()
     assert kept in idle_request_threads
+
+
+@pytest.mark.django_db
+def test_a_bot_without_a_named_connection_gets_its_endpoint_without_a_trip_to_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its endpoint is in its own row: worked out on the event loop (where a database read would
+    raise SynchronousOnlyOperation). Only a named connection is read, on a thread."""
+    from bots.services import bot_model_endpoint
+    from chat import turns
+
+    world = build_world("endpoints")
+    use_model(world, "openai/gpt-4o-mini", api_base="https://llm.example/v1")
+    assert world.bot.connection_id is None
+
+    async def no_thread(*args: Any) -> None:
+        raise AssertionError("the endpoint went to a thread")
+
+    monkeypatch.setattr(turns, "_endpoint_through_connection", no_thread)
+    endpoint = asyncio.run(turns._endpoint(world.bot, "openai/gpt-4o-mini"))
+    assert endpoint == bot_model_endpoint(world.bot, "openai/gpt-4o-mini")
+    assert endpoint.api_base == "https://llm.example/v1"
