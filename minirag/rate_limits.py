@@ -91,7 +91,7 @@ def _window_keys(limit: Limit, now: float) -> tuple[str, str, float]:
 # For each window (KEYS: its current and previous keys; ARGV: its timeout): create the current key with
 # its timeout if it is new, count one more event in it, and read the previous window's count. A
 # script runs atomically, like the MULTI/EXEC it replaces, and is one command to send and one reply
-# to parse: a third of the client's CPU of a pipeline of three commands per window.
+# to parse: less than half the client's CPU of a pipeline of three commands per window.
 _COUNT_SCRIPT = """
 local counts = {}
 for window = 1, #ARGV do
