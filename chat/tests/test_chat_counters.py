@@ -5,11 +5,14 @@ nothing at all outside a tenant scope."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chat.models import Chat
 from chat.services import count_on_chat
 from chat.tests.conftest import ModelSpy, add_knowledge, ask, use_model
 from conftest import TenantWorld
+from tenants.rls import without_scope
 from tenants.tenancy import TenantScopeError, tenant_scope
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +34,13 @@ def test_it_adds_to_the_counters_and_touches_the_chat(alpha: TenantWorld) -> Non
 
 
 def test_it_changes_no_other_tenants_chat_and_nothing_outside_a_scope(alpha: TenantWorld, beta: TenantWorld) -> None:
+    """Row-level security would keep another tenant's row out of reach on PostgreSQL anyway: the
+    statement itself must name the scope's tenant too (SQLite has no row-level security)."""
     theirs = new_chat(beta)
-    with tenant_scope(alpha.tenant):
+    with tenant_scope(alpha.tenant), CaptureQueriesContext(connection) as captured:
         count_on_chat(theirs.pk, messages=5, prompt_tokens=500)
+    (statement,) = [without_scope(query["sql"]) for query in captured.captured_queries]
+    assert f"WHERE \"tenant_id\" = '{alpha.tenant.pk.hex}'" in statement, statement
     with pytest.raises(TenantScopeError):
         count_on_chat(theirs.pk, messages=5)
     with tenant_scope(beta.tenant):
